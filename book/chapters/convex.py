@@ -1,0 +1,263 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # A convex counterexample: early stopping makes the schedule matter
+#
+# **Claim** (course report, seed 003, section 4): even on a strongly convex problem, two parameter vectors
+# with the *same* train loss can have *different* population losses when the data under-sample the
+# distribution; so an early-stopped run's learning-rate schedule, which decides *where* on the train loss's
+# level set it stops, can change generalization. The report shows it exactly on a 2-D example with three
+# samples (population loss $0.75\epsilon$ vs $1.5\epsilon$ at train loss $\epsilon$) and then measures
+# "large LR 0.1, then 0.01" against "0.01 throughout" on ten Gaussian regression datasets stopped at train
+# loss 0.1, finding a slightly lower test RMSE for the annealed schedule (0.2311 vs 0.2394).
+#
+# This chapter computes the exact analysis, re-runs the report's experiment on thousands of datasets instead
+# of ten, and then asks *when* the large initial rate helps, with a prediction that can be checked.
+#
+# **Setting.** $\hat L_n(\beta) = \frac1n\sum_i(\langle\beta,x_i\rangle-y_i)^2$ (the report's mean squared
+# error), full-batch gradient descent from $\beta=0$, stopped at the first step with $\hat L_n\le$ `stop_loss`.
+# The annealed schedule uses `lr_large` until $\hat L_n\le$ `anneal_loss`, then `lr_small`. The report does
+# not say when it annealed; we anneal on a train-loss threshold, as the algorithm L-S of {cite}`li2019towards` does.
+# Gaussian datasets: $\beta^\*\sim N(0,I_2)$, $x\sim N(0,I_2)$, $y=\langle\beta^\*,x\rangle$ + optional noise, so
+# the population RMSE is exactly $\sqrt{\lVert\beta-\beta^\*\rVert^2+\sigma^2}$ (no test sample needed).
+
+# %% tags=["parameters"]
+preset = "book"  # which preset the values below came from (set by `python -m repro run --preset`)
+seed = 0  # seed of the first dataset; dataset i is drawn from seed + i
+n_samples = 10  # training examples per dataset (the report: 10)
+n_datasets = 4000  # independent datasets per setting (the report: 10)
+noise_std = 0.0  # label noise standard deviation
+lr_large = 0.1  # initial large learning rate (the report: 0.1)
+lr_small = 0.01  # small learning rate, also used after annealing (the report: 0.01)
+anneal_loss = 0.3  # train loss at which the large rate is annealed
+stop_loss = 0.1  # early-stopping train loss (the report: 0.1)
+max_steps = 20000  # give up on a run that has not reached stop_loss by then
+sweep_size = 7  # grid points per axis of the win-rate sweeps
+
+# %% tags=["hide-input"]
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+from repro.experiments import convex
+from repro.plotting import LABELS, PALETTE, figure, reference_line
+from repro.report import params_table, provenance_table
+
+params = convex.Params.from_namespace(globals())
+result = convex.run(params)
+m, data = result.metrics, result.data
+display(params_table(params, preset))
+
+# %% [markdown]
+# ## 1. The exact analysis
+# Take $x$ uniform on $\{(1,0),(0,1)\}$, $y=\langle\beta^\*,x\rangle$ and $n=3$ samples. If $n_1$ samples
+# are $(1,0)$ and $n_2$ are $(0,1)$, with $e=\beta-\beta^\*$,
+# $\hat L_n = \frac{n_1}{n}e_1^2+\frac{n_2}{n}e_2^2$ while $L_{\mathcal D}=\frac12 e_1^2+\frac12 e_2^2$.
+# On the level set $\hat L_n=\epsilon$ the ratio $L_{\mathcal D}/\epsilon$ is a generalised Rayleigh
+# quotient, so its range is given by the generalised eigenvalues of the two curvatures; the code computes
+# them (and the probability of each split) rather than taking them from the report.
+
+# %%
+exact = pd.DataFrame(data["exact"]).rename(columns={
+    "n1": "n1 (x = (1,0))", "n2": "n2 (x = (0,1))", "probability": "P(split)",
+    "min_pop_over_eps": "min L_D / eps", "max_pop_over_eps": "max L_D / eps",
+    "small_lr_limit": "small-LR GD limit / eps"})
+display(exact)
+split = next(r for r in data["exact"] if (r["n1"], r["n2"]) == (2, 1))
+# The report's two cases (seed 003, section 4.2): 0.75 eps and 1.5 eps.
+assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop_over_eps"], 1.5)
+
+# %% [markdown]
+# The split $(2,1)$ (or $(1,2)$) happens with probability 3/4 and gives exactly the report's two numbers:
+# the best point on the level set has population loss $0.75\epsilon$, the worst $1.5\epsilon$. The last
+# column adds what the report did not: gradient descent with a small rate approaches the minimiser along the
+# *flattest* direction of the train loss (the error in the sharp direction dies first), and along that
+# direction the ratio is the largest. **Small-LR gradient descent stops at the worst point of the level
+# set.** With the other quarter of the splits one coordinate is never seen and the population loss is not
+# controlled at all.
+#
+# The figure shows this on the discrete example (left) and on the first Gaussian dataset of the report's
+# setting (right): solid lines are train-loss level sets, dashed lines population-loss level sets, and each
+# run's path ends at the train level set `stop_loss`.
+
+# %% tags=["hide-input"]
+def level_sets(ax, panel, title):
+    d = data["paths"][panel]
+    x, y, bstar = np.array(d["x"]), np.array(d["y"]), np.array(d["beta_star"])
+    paths = {k: np.array(data["paths"][f"{panel}_{k}"]) for k in ("small_lr", "large_lr_anneal")}
+    pts = np.concatenate([*paths.values(), bstar[None]])
+    lo, hi = pts.min(0) - 0.3, pts.max(0) + 0.3
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = np.stack([g1, g2], -1)
+    train = ((grid @ x.T - y) ** 2).mean(-1)
+    # discrete example: L_D = |e|^2 / 2; Gaussian design: L_D = |e|^2 (+ noise, a constant)
+    scale = 0.5 if panel == "discrete" else 1.0
+    pop = scale * ((grid - bstar) ** 2).sum(-1)
+    eps = d["stop_loss"]
+    levels = eps * np.array([1, 4, 16])
+    ax.contour(g1, g2, train, levels=levels, colors=[PALETTE["train"]], linewidths=[2.2, 1, 1])
+    ax.contour(g1, g2, pop, levels=levels, colors=[PALETTE["population"]], linestyles="--", linewidths=1)
+    for k, p in paths.items():
+        stop = p[-1]
+        ratio = scale * ((stop - bstar) ** 2).sum() / ((x @ stop - y) ** 2).mean()
+        ax.plot(p[:, 0], p[:, 1], ".-", ms=3, lw=1, color=PALETTE[k],
+                label=f"{LABELS[k]}: L_D / L_n = {ratio:.2f}")
+        ax.plot(*stop, "o", ms=7, color=PALETTE[k], mec="k")
+    ax.plot(*bstar, "*", ms=12, color="k", label=r"$\beta^*$")
+    ax.set(title=title, xlabel=r"$\beta_1$", ylabel=r"$\beta_2$", aspect="equal")
+    ax.legend(loc="lower right", fontsize=8)
+
+
+fig, axes = figure(ncols=2, width=5.0, height=4.6)
+level_sets(axes[0], "discrete", "n = 3, x in {e1, e2}: LR 0.05 vs LR 1 then 0.05")
+level_sets(axes[1], "gaussian", f"Gaussian, n = {n_samples}: LR {lr_small} vs {lr_large} then {lr_small}")
+
+# %% [markdown]
+# ## 2. The report's experiment, on many datasets
+# Same datasets for both schedules (a paired comparison); RMSE is the exact population RMSE.
+
+# %% tags=["hide-input"]
+ours = pd.DataFrame({
+    "schedule": [f"small LR {lr_small}", f"large LR {lr_large}, then {lr_small}"],
+    "mean test RMSE (ours)": [m["rmse_small"], m["rmse_anneal"]],
+    "datasets (ours)": [m["n"], m["n"]],
+    "mean test RMSE (report)": [convex.REPORT_AVERAGES["small"], convex.REPORT_AVERAGES["anneal"]],
+    "datasets (report)": [len(convex.REPORT_RMSE_SMALL)] * 2,
+}).set_index("schedule")
+display(ours)
+report_wins = int(np.sum(np.array(convex.REPORT_RMSE_SMALL) > np.array(convex.REPORT_RMSE_ANNEAL)))
+summary = pd.DataFrame([
+    {"quantity": "annealed schedule wins (fraction of datasets)", "ours": m["win_rate"],
+     "95% interval": f"[{m['win_ci_low']:.3f}, {m['win_ci_high']:.3f}]",
+     "report": report_wins / len(convex.REPORT_RMSE_SMALL)},
+    {"quantity": "mean RMSE difference, small - annealed", "ours": m["diff_mean"],
+     "95% interval": f"[{m['diff_ci_low']:.5f}, {m['diff_ci_high']:.5f}]",
+     "report": convex.REPORT_AVERAGES["small"] - convex.REPORT_AVERAGES["anneal"]},
+    {"quantity": "groups of 10 datasets whose average favours annealing", "ours": m["groups_of_10_anneal_better"],
+     "95% interval": "", "report": 1.0},
+]).set_index("quantity")
+display(summary)
+display(Markdown(f"Report values: {convex.REPORT_SOURCE}. Median steps to the stopping loss: "
+                 f"{m['median_steps_small']:.0f} (small LR) and {m['median_steps_anneal']:.0f} (annealed)."))
+
+# %% tags=["hide-input"]
+fig, axes = figure(ncols=2, width=4.8)
+diff = np.array(data["rmse_small"]) - np.array(data["rmse_anneal"])
+axes[0].hist(diff, bins=60, color=PALETTE["ours"])
+axes[0].axvline(0, color="k", lw=1)
+axes[0].set(xlabel="RMSE(small LR) - RMSE(annealed)", ylabel="datasets",
+            title="Paired difference per dataset")
+groups = len(diff) // 10
+axes[1].hist(diff[: groups * 10].reshape(groups, 10).mean(1), bins=40, color=PALETTE["ours"], alpha=0.8,
+             label="ours: averages of 10 datasets")
+reference_line(axes[1], convex.REPORT_AVERAGES["small"] - convex.REPORT_AVERAGES["anneal"],
+               "report's 10-run difference", axis="x")
+axes[1].axvline(0, color="k", lw=1)
+axes[1].set(xlabel="mean RMSE difference over 10 datasets", ylabel="groups", title="What a 10-run table shows")
+axes[1].legend(fontsize=8)
+
+# %% [markdown]
+# ## 3. When does the large initial rate help?
+# Gradient descent contracts the error along an eigenvector of $S=X^\top X/n$ with eigenvalue $s$ by
+# $|1-2\eta s|$ per step. For $\eta<1/\mathrm{tr}(S)$ the sharp direction contracts *faster* than the flat one,
+# and the gap grows with $\eta$ (because $-\log(1-u)$ is convex), so a moderately larger rate pushes the stopping
+# point even further towards the flat direction, where $L_{\mathcal D}/\hat L_n$ is largest. Only near
+# $\eta\,\mathrm{tr}(S)=1$, where the sharp direction starts to oscillate and both directions contract at the
+# same rate, does the path come in straight and stop at a better point; beyond
+# $\eta\,s_{\max}=1$ the run diverges. **Prediction: the annealed schedule wins when $\eta\,\mathrm{tr}(S)$
+# is near 1, and loses below about 0.5.** The scan below varies `lr_large` and bins every dataset by its
+# own $\eta\,\mathrm{tr}(S)$ (a diverged annealed run counts as a loss).
+
+# %% tags=["hide-input"]
+curv = pd.DataFrame(data["by_curvature"])
+fig, axes = figure(ncols=2, width=4.8)
+axes[0].plot(curv["lr_trace"], curv["win_rate"], "o-", color=PALETTE["large_lr_anneal"])
+axes[0].axhline(0.5, color="k", lw=0.8)
+axes[0].axvline(1.0, color=PALETTE["reference"], ls=":", label=r"prediction: $\eta\,\mathrm{tr}(S)=1$")
+axes[0].plot(curv["lr_trace"], curv["diverged_fraction"], "x--", color=PALETTE["small_lr"],
+             label="annealed run diverged")
+axes[0].set(xscale="log", xlabel=r"$\eta_{large}\cdot\mathrm{tr}(X^\top X/n)$", ylabel="fraction",
+            title="Annealed schedule wins", ylim=(0, 1))
+axes[0].legend(fontsize=8)
+axes[1].plot(curv["lr_trace"], curv["gain_mean"], "o-", color=PALETTE["large_lr_anneal"])
+axes[1].axhline(0, color="k", lw=0.8)
+axes[1].axvline(1.0, color=PALETTE["reference"], ls=":")
+axes[1].set(xscale="log", xlabel=r"$\eta_{large}\cdot\mathrm{tr}(X^\top X/n)$",
+            ylabel="RMSE(small) - RMSE(annealed)", title="Mean gain of annealing")
+best = curv.loc[curv["win_rate"].idxmax()]
+report_x = lr_large * 2.0  # E tr(S) = 2 for x ~ N(0, I_2)
+display(Markdown(f"The win rate peaks at {best['win_rate']:.2f} for $\\eta\\,\\mathrm{{tr}}(S)\\approx$"
+                 f" {best['lr_trace']:.2f}. The report's rate {lr_large} sits at "
+                 f"$\\eta\\,\\mathrm{{tr}}(S)\\approx{report_x:.1f}$ on average, on the losing side."))
+
+# %% [markdown]
+# The same question on a grid: the large rate (as a multiple of `lr_small`) against the stopping loss, and the
+# win rate against the number of samples at the report's rates. With more samples $S\to I$, the two losses'
+# level sets coincide and the schedule stops mattering, whichever way it pointed.
+
+# %% tags=["hide-input"]
+grid = pd.DataFrame(data["grid"])
+table = grid.pivot(index="lr_ratio", columns="stop_loss", values="win_rate").sort_index(ascending=False)
+import seaborn as sns  # noqa: E402
+
+fig, axes = figure(ncols=2, width=5.0, height=4.0)
+sns.heatmap(table, ax=axes[0], vmin=0, vmax=1, cmap="vlag_r", annot=True, fmt=".2f", annot_kws={"size": 7},
+            xticklabels=[f"{v:.2g}" for v in table.columns], yticklabels=[f"{v:.3g}" for v in table.index],
+            cbar_kws={"label": "annealed wins (fraction)"})
+axes[0].set(xlabel="stop_loss", ylabel="lr_large / lr_small", title="Win rate of the annealed schedule")
+by_n = pd.DataFrame(data["by_n"])
+axes[1].errorbar(by_n["n_samples"], by_n["win_rate"],
+                 yerr=[by_n["win_rate"] - by_n["win_ci_low"], by_n["win_ci_high"] - by_n["win_rate"]],
+                 fmt="o-", color=PALETTE["large_lr_anneal"], capsize=3, label="ours (95% Wilson)")
+axes[1].axhline(0.5, color="k", lw=0.8)
+axes[1].set(xscale="log", xlabel="samples per dataset n", ylabel="annealed wins (fraction)", ylim=(0, 1),
+            title=f"LR {lr_large} then {lr_small} vs {lr_small}")
+axes[1].legend(fontsize=8)
+
+# %% [markdown]
+# ## Verdict
+
+# %% tags=["hide-input"]
+group_means = diff[: groups * 10].reshape(groups, 10).mean(1)
+as_large = np.mean(group_means >= convex.REPORT_AVERAGES["small"] - convex.REPORT_AVERAGES["anneal"])
+moderate = curv[curv["lr_trace"] < 0.5]["win_rate"].mean()
+lost = m["win_ci_high"] < 0.5
+won = m["win_ci_low"] > 0.5
+peak = best["win_rate"] > 0.5
+verdict = [
+    "- **Exact analysis: reproduced.** The code recovers the report's $0.75\\epsilon$ and $1.5\\epsilon$ as the "
+    "extremes of the population loss on the train level set, and shows that small-LR gradient descent "
+    "lands on the $1.5\\epsilon$ end.",
+    f"- **The report's experiment (LR {lr_large} then {lr_small} vs {lr_small}, stop at {stop_loss}): "
+    + ("not reproduced.** " if lost else "reproduced.** " if won else "inconclusive.** ")
+    + f"Over {m['n']} paired datasets the annealed schedule wins on {m['win_rate']:.1%} of them "
+    f"(95% interval {m['win_ci_low']:.1%} to {m['win_ci_high']:.1%}), and the mean RMSE difference is "
+    f"{m['diff_mean']:+.5f}. A 10-dataset average favours annealing by as much as the report's "
+    f"{convex.REPORT_AVERAGES['small'] - convex.REPORT_AVERAGES['anneal']:.4f} in {as_large:.1%} of our groups "
+    "of ten: a 10-run table cannot resolve a difference this small.",
+    "- **The mechanism is real, in a narrower window than the report suggests: "
+    + ("reproduced.** " if peak else "not found.** ")
+    + f"The large initial rate helps when it is near $\\eta\\,\\mathrm{{tr}}(S)=1$ (win rate up to "
+    f"{best['win_rate']:.0%}), where gradient descent stops contracting the sharp direction first; "
+    f"below $\\eta\\,\\mathrm{{tr}}(S)=0.5$ it wins on {moderate:.0%} of datasets on average"
+    + (", worse than a coin flip, for the same reason that it helps at larger rates." if moderate < 0.5 else ".")
+    + (" The effect fades as the number of samples grows." if abs(by_n["win_rate"].iloc[-1] - 0.5)
+       < abs(by_n["win_rate"].iloc[0] - 0.5) else ""),
+]
+display(Markdown("\n".join(verdict)))
+
+# %% [markdown]
+# ## How these numbers were made
+
+# %% tags=["hide-input"]
+display(provenance_table({"convex": result}))

@@ -1,0 +1,1 @@
+"""One module per chapter: its Params (flat, with presets), VERSION, and run(params) -> stored Result."""

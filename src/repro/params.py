@@ -1,0 +1,126 @@
+"""Chapter parameters: flat, typed, range-checked dataclasses with presets.
+
+Every chapter has one `Params` subclass. Its field defaults are the `book` preset, the other presets override
+some of them, and a user overrides any of them by name. Validation happens here, before any training, so a
+bad value stops the run with one sentence that says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from typing import Any, ClassVar, Self
+
+PRESET_NAMES = ("smoke", "book", "paper")
+
+
+class ConfigError(ValueError):
+    """A bad parameter or preset; the message is one sentence that says how to fix it."""
+
+
+def param(default: Any, help: str, *, gt: float | None = None, ge: float | None = None,
+          le: float | None = None, lt: float | None = None, choices: tuple | None = None) -> Any:
+    """A chapter parameter with its one-line help and its valid range."""
+    bounds = {"gt": gt, "ge": ge, "le": le, "lt": lt}
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices,
+                                                        **{k: v for k, v in bounds.items() if v is not None}})
+
+
+_RANGE_TEXT = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
+_RANGE_OK = {"gt": lambda v, b: v > b, "ge": lambda v, b: v >= b,
+             "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
+_TYPE_WORD = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _coerce(name: str, typ: type, value: Any) -> Any:
+    """Convert a value (a Python object or a command-line string) to the field's type, or say why not."""
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        try:
+            if typ is bool:
+                if text.lower() in ("true", "1", "yes"):
+                    return True
+                if text.lower() in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            return typ(text)
+        except ValueError:
+            raise ConfigError(f"Parameter {name} expects {_TYPE_WORD[typ]}, got {value!r}.") from None
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"Parameter {name} expects {_TYPE_WORD[typ]}, got {value!r}.")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    """Base class of a chapter's parameters. Subclasses set PRESETS and may add cross-field checks in check()."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _coerce(f.name, hints[f.name], getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ConfigError(f"Parameter {f.name} must be one of {', '.join(map(str, choices))}; "
+                                  f"got {value!r}.")
+            for rule, text in _RANGE_TEXT.items():
+                if rule in f.metadata and not _RANGE_OK[rule](value, f.metadata[rule]):
+                    raise ConfigError(f"Parameter {f.name} must be {text} {f.metadata[rule]}, got {value!r}.")
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field constraints; raise ConfigError with one clear sentence."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def describe(cls) -> list[dict[str, Any]]:
+        """One row per parameter: name, type, book default, other presets' values, help."""
+        hints = typing.get_type_hints(cls)
+        rows = []
+        for f in dataclasses.fields(cls):
+            row = {"name": f.name, "type": hints[f.name].__name__, "default": f.default}
+            for preset in PRESET_NAMES:
+                if preset != "book":
+                    row[preset] = cls.PRESETS.get(preset, {}).get(f.name, f.default)
+            row["help"] = f.metadata["help"]
+            rows.append(row)
+        return rows
+
+    @classmethod
+    def resolve(cls, preset: str = "book", overrides: dict[str, Any] | None = None) -> Self:
+        """Defaults, then the preset's values, then the user's overrides (strings from the command line or
+        Python values), validated."""
+        if preset not in PRESET_NAMES:
+            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+        overrides = dict(overrides or {})
+        known = cls.names()
+        for name in overrides:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"Unknown parameter {name!r} for {cls.__qualname__};{hint} "
+                                  f"known parameters: {', '.join(known)}.")
+        return cls(**{**cls.PRESETS.get(preset, {}), **overrides})
+
+    @classmethod
+    def from_namespace(cls, namespace: dict[str, Any]) -> Self:
+        """Build from a notebook's globals after papermill injected the parameters."""
+        missing = [n for n in cls.names() if n not in namespace]
+        if missing:
+            raise ConfigError(f"The parameters cell does not define {', '.join(missing)}.")
+        return cls(**{n: namespace[n] for n in cls.names()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Self:
+        return dataclasses.replace(self, **changes)

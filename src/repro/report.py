@@ -1,0 +1,27 @@
+"""Tables every chapter shows: the parameters it ran with and where each result came from."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from repro.params import Params
+from repro.store import Result
+
+
+def params_table(params: Params, preset: str) -> pd.DataFrame:
+    rows = [{"parameter": r["name"], "value": getattr(params, r["name"]), "book default": r["default"],
+             "meaning": r["help"]} for r in params.describe()]
+    df = pd.DataFrame(rows).set_index("parameter")
+    df.attrs["preset"] = preset
+    return df
+
+
+def provenance_table(results: dict[str, Result]) -> pd.DataFrame:
+    rows = []
+    for label, r in results.items():
+        pv = r.provenance
+        rows.append({"result": label, "store key": f"{r.experiment}/{r.key}", "version": r.version,
+                     "loaded from store": r.cached, "commit": pv["commit"], "device": pv["device"],
+                     "seed": pv["seed"], "wall time (s)": pv["wall_time_s"], "date (UTC)": pv["date"],
+                     "torch": pv["torch"]})
+    return pd.DataFrame(rows).set_index("result")

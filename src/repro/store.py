@@ -1,0 +1,176 @@
+"""The results store: one JSON file per (experiment, version, resolved config), written atomically.
+
+A run is keyed by a hash of its experiment name, the experiment's version and its resolved config, so the same
+request loads instead of training, and a change to the code that changes results (a version bump) or to any
+parameter gives a new key. Files are written to a temporary name and renamed into place, so an interrupted
+write never leaves a readable half file; an unreadable file is reported and recomputed, never half-read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from repro.device import device_name
+
+SCHEMA = 1
+_REQUIRED = ("schema", "experiment", "version", "key", "config", "metrics", "data", "provenance")
+
+
+def results_dir() -> Path:
+    """`REPRO_RESULTS_DIR`, or `results/` in the project checkout."""
+    env = os.environ.get("REPRO_RESULTS_DIR")
+    return Path(env) if env else project_root() / "results"
+
+
+def project_root() -> Path:
+    """The checkout holding `_config.yml` (the package is installed editable from it), else the cwd."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "_config.yml").exists() and (parent / "src" / "repro").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def config_key(experiment: str, version: int, config: dict[str, Any]) -> str:
+    blob = json.dumps({"experiment": experiment, "version": version, "config": config}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The checkout's commit, with `-dirty` when tracked files differ from it; `unknown` outside git."""
+    root = project_root()
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def provenance(device: torch.device | str, seed: int | None, wall_time_s: float) -> dict[str, Any]:
+    return {
+        "commit": git_commit(),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "device": device_name(device),
+        "seed": seed,
+        "wall_time_s": round(wall_time_s, 3),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+    }
+
+
+@dataclasses.dataclass
+class Result:
+    """What an experiment produced: final metrics, curves/tables in `data`, and how it was made."""
+
+    experiment: str
+    version: int
+    key: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    provenance: dict[str, Any]
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("cached")
+        return {"schema": SCHEMA, **out}
+
+
+def _jsonable(obj: Any) -> Any:
+    """Tensors and arrays become lists, NumPy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root) if root is not None else results_dir()
+
+    def path(self, experiment: str, key: str) -> Path:
+        return self.root / experiment / f"{key}.json"
+
+    def load(self, experiment: str, version: int, config: dict[str, Any]) -> Result | None:
+        """The stored result for this request, or None if there is none or it cannot be read."""
+        key = config_key(experiment, version, config)
+        path = self.path(experiment, key)
+        if not path.exists():
+            return None
+        try:
+            payload = json.loads(path.read_text())
+            if any(k not in payload for k in _REQUIRED) or payload["key"] != key:
+                raise ValueError("fields missing or key mismatch")
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            warnings.warn(f"Ignoring unreadable result {path} ({err}); it will be recomputed.", stacklevel=2)
+            return None
+        payload.pop("schema")
+        return Result(**payload, cached=True)
+
+    def save(self, result: Result) -> Path:
+        path = self.path(result.experiment, result.key)
+        write_json_atomic(path, _jsonable(result.to_json()))
+        return path
+
+    def run(self, experiment: str, version: int, config: dict[str, Any],
+            fn: Callable[[], dict[str, Any]], *, device: torch.device | str = "cpu",
+            force: bool | None = None) -> Result:
+        """Load the result for (experiment, version, config), or call fn() -> {"metrics":..., "data":...},
+        record provenance, save atomically and return it. `force` (or REPRO_FORCE=1) recomputes."""
+        if force is None:
+            force = os.environ.get("REPRO_FORCE", "") not in ("", "0")
+        if not force:
+            cached = self.load(experiment, version, config)
+            if cached is not None:
+                return cached
+        start = time.perf_counter()
+        out = fn()
+        wall = time.perf_counter() - start
+        result = Result(experiment=experiment, version=version, key=config_key(experiment, version, config),
+                        config=_jsonable(config), metrics=_jsonable(out["metrics"]),
+                        data=_jsonable(out.get("data", {})),
+                        provenance=provenance(device, config.get("seed"), wall))
+        self.save(result)
+        return result
