@@ -47,6 +47,7 @@ sweep_size = 7  # grid points per axis of the win-rate sweeps
 # %% tags=["hide-input"]
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from IPython.display import Markdown, display
 
 from repro.experiments import convex
@@ -208,8 +209,6 @@ display(Markdown(f"The win rate peaks at {best['win_rate']:.2f} for $\\eta\\,\\m
 # %% tags=["hide-input"]
 grid = pd.DataFrame(data["grid"])
 table = grid.pivot(index="lr_ratio", columns="stop_loss", values="win_rate").sort_index(ascending=False)
-import seaborn as sns  # noqa: E402
-
 fig, axes = figure(ncols=2, width=5.0, height=4.0)
 sns.heatmap(table, ax=axes[0], vmin=0, vmax=1, cmap="vlag_r", annot=True, fmt=".2f", annot_kws={"size": 7},
             xticklabels=[f"{v:.2g}" for v in table.columns], yticklabels=[f"{v:.3g}" for v in table.index],

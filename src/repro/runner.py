@@ -74,16 +74,17 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
         output = project_root() / "runs" / name / f"{preset}-{key}.ipynb"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    env_before = os.environ.get("REPRO_FORCE")
-    if force:
-        os.environ["REPRO_FORCE"] = "1"  # the kernel inherits the environment
+    # The kernel inherits this process's environment: figures must render inline whatever MPLBACKEND says.
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **({"REPRO_FORCE": "1"} if force else {})}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         pm.execute_notebook(nb, str(output), parameters={"preset": preset, **params.to_dict()},
                             kernel_name="python3", cwd=str(chapter.source.parent), progress_bar=progress,
                             log_output=False)
     finally:
-        if force:
-            os.environ.pop("REPRO_FORCE") if env_before is None else os.environ.update(REPRO_FORCE=env_before)
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     return output
 
 

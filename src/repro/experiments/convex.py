@@ -245,7 +245,7 @@ def _curvature_scan(p: Params, bins: int = 24) -> list[dict]:
         r = compare_schedules(p, float(lr), p.anneal_loss, p.stop_loss)
         ok = (r["valid"] | r["diverged_anneal"]).numpy()
         diff = np.where(r["valid"].numpy(), (r["rmse_small"] - r["rmse_anneal"]).numpy(), np.nan)
-        scaled.append(lr * trace[ok]), gain.append(diff[ok]), win.append((diff[ok] > 0))
+        scaled.append(lr * trace[ok]), gain.append(diff[ok]), win.append(diff[ok] > 0)
     scaled, gain, win = map(np.concatenate, (scaled, gain, win))
     edges = np.geomspace(scaled.min(), scaled.max() * (1 + 1e-9), bins + 1)
     rows = []
