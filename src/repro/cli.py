@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", default="book", help=f"one of {', '.join(PRESET_NAMES)} (default: book)")
     run.add_argument("--output", help="executed notebook path (default: runs/CHAPTER/PRESET-KEY.ipynb)")
     run.add_argument("--force", action="store_true", help="recompute results even if stored")
+    run.add_argument("--record", action="store_true",
+                     help="also keep the results in the tracked folder results/recorded/ (for paper-scale runs)")
     build = sub.add_parser("build", help="execute every chapter at its defaults and render the book")
     build.add_argument("chapters", nargs="*", help="only these chapters (default: all)")
     build.add_argument("--no-render", action="store_true", help="execute chapters but do not render HTML")
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name in overrides:
                     raise ConfigError(f"Parameter {name} is given twice; give it once.")
                 overrides[name] = value
-            out = runner.run_chapter(args.chapter, args.preset, overrides, args.output, args.force, progress=True)
+            out = runner.run_chapter(args.chapter, args.preset, overrides, args.output, args.force, progress=True,
+                                    record=args.record)
             print(f"executed notebook: {out}")
             return 0
         for name in args.chapters:

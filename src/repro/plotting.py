@@ -18,6 +18,7 @@ PALETTE = {
     "test": _C[3],
     "population": _C[3],
     "ours": _C[4],
+    "edge": _C[5],  # a rate at the edge where gradient descent starts to oscillate
     "reference": "0.35",  # a paper's or report's number
 }
 

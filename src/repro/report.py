@@ -25,3 +25,16 @@ def provenance_table(results: dict[str, Result]) -> pd.DataFrame:
                      "seed": pv["seed"], "wall time (s)": pv["wall_time_s"], "date (UTC)": pv["date"],
                      "torch": pv["torch"]})
     return pd.DataFrame(rows).set_index("result")
+
+
+def recorded_summary(recorded: list, chapter: str) -> str:
+    """One Markdown paragraph: what recorded paper-scale results exist, which are stale, or how to make one."""
+    command = f"`python -m repro run {chapter} --preset paper --record`"
+    if not recorded:
+        return f"No paper-scale result has been recorded for this chapter yet; {command} makes one."
+    lines = []
+    for r in recorded:
+        lines.append(f"- {r.label}" + (f": **not shown as current**, {r.why_stale}." if r.stale else "."))
+    if all(r.stale for r in recorded):
+        lines.append(f"\nEvery recorded result is stale; {command} records a current one.")
+    return "\n".join(lines)

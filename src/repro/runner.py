@@ -8,6 +8,7 @@ A chapter is `book/chapters/NAME.py` (percent format) with a cell tagged `parame
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -62,8 +63,10 @@ def read_chapter(chapter: Chapter):
 
 
 def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | None = None,
-                output: Path | str | None = None, force: bool = False, progress: bool = False) -> Path:
-    """Validate, then execute the chapter into `output` (default runs/NAME/PRESET-KEY.ipynb). Returns it."""
+                output: Path | str | None = None, force: bool = False, progress: bool = False,
+                record: bool = False) -> Path:
+    """Validate, then execute the chapter into `output` (default runs/NAME/PRESET-KEY.ipynb). Returns it.
+    With `record`, its results are also kept in the tracked folder results/recorded/."""
     import papermill as pm
 
     chapter = get_chapter(name)
@@ -75,7 +78,8 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     # The kernel inherits this process's environment: figures must render inline whatever MPLBACKEND says.
-    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **({"REPRO_FORCE": "1"} if force else {})}
+    env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **({"REPRO_FORCE": "1"} if force else {}),
+           **({"REPRO_RECORD": json.dumps({"chapter": name, "preset": preset})} if record else {})}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:

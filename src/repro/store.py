@@ -164,7 +164,7 @@ class Store:
         if not force:
             cached = self.load(experiment, version, config)
             if cached is not None:
-                return cached
+                return _maybe_record(cached)
         start = time.perf_counter()
         out = fn()
         wall = time.perf_counter() - start
@@ -173,4 +173,76 @@ class Store:
                         data=_jsonable(out.get("data", {})),
                         provenance=provenance(device, config.get("seed"), wall))
         self.save(result)
-        return result
+        return _maybe_record(result)
+
+
+# ------------------------------------------------------------------------------------------ recorded results
+# Paper-scale results made on a GPU are kept, compact, in a tracked folder so that the book (re-run on a CPU)
+# can draw them beside its own runs. `python -m repro run CHAPTER --record` sets REPRO_RECORD to a JSON
+# label ({"chapter", "preset"}), and every result the chapter computes or loads is copied there.
+
+
+def recorded_dir() -> Path:
+    env = os.environ.get("REPRO_RECORDED_DIR")
+    return Path(env) if env else project_root() / "results" / "recorded"
+
+
+def _maybe_record(result: Result) -> Result:
+    label = os.environ.get("REPRO_RECORD")
+    if label:
+        path = recorded_dir() / result.experiment / f"{result.key}.json"
+        write_json_atomic(path, {**_jsonable(result.to_json()), "recorded": json.loads(label)})
+    return result
+
+
+@dataclasses.dataclass
+class Recorded:
+    """A recorded result, and whether it still matches the code (its experiment version)."""
+
+    result: Result
+    chapter: str
+    preset: str
+    stale: bool
+    path: Path
+
+    @property
+    def label(self) -> str:
+        pv = self.result.provenance
+        text = (f"recorded on {pv['device']}, {pv['date'][:10]}, commit {pv['commit']}, "
+                f"preset {self.preset}, {pv['wall_time_s']:.0f} s")
+        return f"STALE ({text})" if self.stale else text
+
+    @property
+    def why_stale(self) -> str:
+        return "" if not self.stale else (f"made by version {self.result.version} of experiment "
+                                          f"{self.result.experiment!r}; the code is now at a later version, "
+                                          f"so these numbers may not be what the current code computes")
+
+
+def read_recorded(path: Path, current_version: int) -> Recorded:
+    """Load and check one recorded file; raises ValueError if it does not match the schema."""
+    payload = json.loads(Path(path).read_text())
+    missing = [k for k in (*_REQUIRED, "recorded") if k not in payload]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}")
+    if payload["schema"] != SCHEMA:
+        raise ValueError(f"{path} has schema {payload['schema']}, expected {SCHEMA}")
+    if payload["key"] != config_key(payload["experiment"], payload["version"], payload["config"]):
+        raise ValueError(f"{path}: key does not match its experiment, version and config")
+    pv_missing = [k for k in ("commit", "device", "date", "seed", "wall_time_s", "torch") if k not in
+                  payload["provenance"]]
+    if pv_missing:
+        raise ValueError(f"{path}: provenance lacks {', '.join(pv_missing)}")
+    meta = payload.pop("recorded")
+    payload.pop("schema")
+    result = Result(**payload, cached=True)
+    return Recorded(result, meta.get("chapter", "?"), meta.get("preset", "?"), result.version != current_version,
+                    Path(path))
+
+
+def recorded_results(experiment: str, current_version: int, preset: str | None = None) -> list[Recorded]:
+    """Every recorded result of an experiment (newest first), each marked stale if its version is old."""
+    folder = recorded_dir() / experiment
+    found = [read_recorded(p, current_version) for p in sorted(folder.glob("*.json"))]
+    found = [r for r in found if preset is None or r.preset == preset]
+    return sorted(found, key=lambda r: r.result.provenance["date"], reverse=True)

@@ -48,7 +48,7 @@ class Params(P.Params):
 
     PRESETS = {
         "smoke": {"n_datasets": 64, "sweep_size": 3, "max_steps": 20_000},
-        "paper": {"n_datasets": 50_000, "sweep_size": 10},
+        "paper": {"n_datasets": 20_000, "sweep_size": 9},
     }
 
     def check(self) -> None:
@@ -270,10 +270,12 @@ def _paths(p: Params) -> dict:
         out[f"discrete_{name}"] = r["path"][0, : int(r["steps"][0]) + 1]
     out["discrete"] = {"x": x[0], "y": y[0], "beta_star": [1.0, 1.0], "stop_loss": eps}
     beta_star, x, y = make_datasets(p.seed, 1, p.n_samples, p.noise_std)
-    for name, lr in (("small_lr", p.lr_small), ("large_lr_anneal", p.lr_large)):
+    lr_edge = float(p.n_samples / x.pow(2).sum())  # 1 / tr(X^T X / n): both directions contract equally
+    for name, lr in (("small_lr", p.lr_small), ("large_lr_anneal", p.lr_large), ("edge", lr_edge)):
         r = early_stopped_gd(x, y, lr, p.lr_small, p.anneal_loss, p.stop_loss, p.max_steps, record_path=True)
         out[f"gaussian_{name}"] = r["path"][0, : int(r["steps"][0]) + 1]
-    out["gaussian"] = {"x": x[0], "y": y[0], "beta_star": beta_star[0], "stop_loss": p.stop_loss}
+    out["gaussian"] = {"x": x[0], "y": y[0], "beta_star": beta_star[0], "stop_loss": p.stop_loss,
+                       "lr_edge": lr_edge}
     return out
 
 

@@ -1,0 +1,89 @@
+"""Recorded results: written by --record, validated, marked stale when the code's version moved on."""
+
+import json
+
+import nbformat
+import pytest
+import torch
+
+from repro.checkpoint import Checkpoint
+from repro.report import recorded_summary
+from repro.runner import run_chapter
+from repro.store import Store, project_root, read_recorded, recorded_results
+
+RECORDED = project_root() / "results" / "recorded"
+
+
+@pytest.fixture
+def recorded_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RECORDED_DIR", str(tmp_path / "recorded"))
+    return tmp_path / "recorded"
+
+
+def test_record_keeps_a_labelled_copy(recorded_dir, monkeypatch):
+    monkeypatch.setenv("REPRO_RECORD", json.dumps({"chapter": "toy", "preset": "paper"}))
+    r = Store().run("toy", 1, {"seed": 0}, lambda: {"metrics": {"acc": 0.9}, "data": {"curve": [1, 2]}})
+    [rec] = recorded_results("toy", current_version=1)
+    assert rec.result.metrics == {"acc": 0.9} and rec.result.key == r.key and rec.preset == "paper"
+    assert not rec.stale and "recorded on CPU" in rec.label and "preset paper" in rec.label
+
+
+def test_stale_records_are_marked_and_not_shown_as_current(recorded_dir, monkeypatch):
+    monkeypatch.setenv("REPRO_RECORD", json.dumps({"chapter": "toy", "preset": "paper"}))
+    Store().run("toy", 1, {"seed": 0}, lambda: {"metrics": {}})
+    [rec] = recorded_results("toy", current_version=2)
+    assert rec.stale and rec.label.startswith("STALE") and "version 1" in rec.why_stale
+    text = recorded_summary([rec], "toy")
+    assert "not shown as current" in text and "every recorded result is stale" in text.lower()
+    assert "--preset paper --record" in recorded_summary([], "toy")
+
+
+def test_schema_violations_are_errors(recorded_dir, monkeypatch):
+    monkeypatch.setenv("REPRO_RECORD", json.dumps({"chapter": "toy", "preset": "paper"}))
+    Store().run("toy", 1, {"seed": 0}, lambda: {"metrics": {}})
+    [path] = (recorded_dir / "toy").glob("*.json")
+    payload = json.loads(path.read_text())
+    payload["config"]["seed"] = 1  # edited by hand: the key no longer matches
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="key does not match"):
+        read_recorded(path, 1)
+    del payload["provenance"]
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="lacks provenance"):
+        read_recorded(path, 1)
+
+
+def test_every_tracked_recorded_file_loads_and_is_small():
+    """CI's check of the repository's recorded results (no GPU needed: the figures are redrawn by the
+    chapters when the book is built)."""
+    for folder in sorted(p for p in RECORDED.glob("*") if p.is_dir()):
+        size = 0
+        for path in folder.glob("*.json"):
+            rec = read_recorded(path, current_version=-1)
+            assert rec.result.metrics and rec.preset in ("smoke", "book", "paper")
+            size += path.stat().st_size
+        assert size < 5e6, f"{folder.name}: recorded results take {size / 1e6:.1f} MB; keep them under 5 MB"
+
+
+def test_run_chapter_with_record_then_the_chapter_draws_it(recorded_dir, tmp_path):
+    run_chapter("convex", "smoke", output=tmp_path / "first.ipynb", record=True)
+    assert list((recorded_dir / "convex").glob("*.json"))
+    out = run_chapter("convex", "smoke", output=tmp_path / "second.ipynb")
+    text = "".join(o["data"].get("text/markdown", "") for c in nbformat.read(out, 4).cells
+                   if c.cell_type == "code" for o in c.get("outputs", []) if "data" in o)
+    assert "recorded on CPU" in text and "preset smoke" in text
+
+
+def test_checkpoint_roundtrip_and_damage(tmp_path):
+    ckpt = Checkpoint("toy", "abc", every=2, root=tmp_path)
+    assert ckpt.load() is None and not ckpt.due(1) and ckpt.due(2)
+    ckpt.save({"epoch": 4, "w": torch.ones(3)})
+    state = ckpt.load()
+    assert state["epoch"] == 4 and torch.equal(state["w"], torch.ones(3))
+    ckpt.path.write_bytes(ckpt.path.read_bytes()[:10])
+    with pytest.warns(UserWarning, match="unreadable checkpoint"):
+        assert ckpt.load() is None
+    ckpt.clear()
+    assert not ckpt.path.exists()
+    with pytest.raises(ValueError, match="interval"):
+        Checkpoint("toy", "abc", every=0)
