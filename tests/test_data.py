@@ -96,3 +96,17 @@ def test_real_mnist_pack_verifies_against_its_manifest():
     x, y = read_arrays("mnist", "test")  # raises if the checksums do not match
     assert x.shape == (10000, 28, 28) and list(y[:5]) == [7, 2, 1, 0, 4]
     assert abs(x.mean() / 255 - 0.132515) < 1e-4
+
+
+def test_torchvision_files_are_read_when_there_is_no_pack(tmp_path):
+    """torchvision's own MNIST layout (raw IDX files), read without any download."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    x = np.arange(5 * 28 * 28, dtype=np.uint32).reshape(5, 28, 28).astype(np.uint8)
+    y = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
+    header = lambda magic, *dims: np.array([magic, *dims], dtype=">i4").tobytes()  # noqa: E731
+    for prefix in ("train", "t10k"):  # torchvision wants all four files present
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(header(2051, 5, 28, 28) + x.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(header(2049, 5) + y.tobytes())
+    xs, ys = read_arrays("mnist", "test", tmp_path, download=False)
+    assert np.array_equal(xs, x) and ys.tolist() == [3, 1, 4, 1, 5]
