@@ -88,7 +88,7 @@ def level_sets(ax, data, panel, title):
         ax.plot(*stop, "o", ms=7, color=PALETTE[k], mec="k")
     ax.plot(*bstar, "*", ms=12, color="k", label=r"$\beta^*$")
     ax.set(title=title, xlabel=r"$\beta_1$", ylabel=r"$\beta_2$", aspect="equal")
-    ax.legend(loc="best", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, ncol=1)
 
 
 def schedule_tables(r):
@@ -195,14 +195,17 @@ assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop
 # controlled at all.
 #
 # The figure shows this on the discrete example (left) and on the first Gaussian dataset of the report's
-# setting (right): solid lines are train-loss level sets, dashed lines population-loss level sets, and each
+# setting whose $S=X^\top X/n$ has eigenvalues at least 3 apart and whose initial loss is at least 10 times
+# `stop_loss` (right): solid lines are train-loss level sets, dashed lines population-loss level sets, and each
 # run's path ends on the train level set `stop_loss`. On the right, a third run starts at the rate $1/\mathrm{tr}(S)$
 # of section 3.
 
 # %% tags=["hide-input"]
-fig, axes = figure(ncols=2, width=5.0, height=4.6)
+fig, axes = figure(ncols=2, width=5.0, height=5.6)
 level_sets(axes[0], result.data, "discrete", "n = 3, x in {e1, e2}: LR 0.05 vs LR 1 then 0.05")
-level_sets(axes[1], result.data, "gaussian", f"Gaussian, n = {n_samples}: LR {lr_small} vs {lr_large} then {lr_small}")
+g = result.data["paths"]["gaussian"]
+level_sets(axes[1], result.data, "gaussian", f"Gaussian dataset {g['dataset']}, n = {n_samples}, "
+           f"s_max/s_min = {g['anisotropy']:.1f}")
 
 # %% [markdown]
 # ## 2. The report's experiment, on many datasets

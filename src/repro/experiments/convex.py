@@ -269,13 +269,19 @@ def _paths(p: Params) -> dict:
         r = early_stopped_gd(x, y, lr, 0.05, 3 * eps, eps, 10_000, record_path=True)
         out[f"discrete_{name}"] = r["path"][0, : int(r["steps"][0]) + 1]
     out["discrete"] = {"x": x[0], "y": y[0], "beta_star": [1.0, 1.0], "stop_loss": eps}
-    beta_star, x, y = make_datasets(p.seed, 1, p.n_samples, p.noise_std)
+    # The first dataset whose design is clearly anisotropic (s_max / s_min >= 3) and that starts far from the
+    # stopping loss (10x), so that the paths have room to differ.
+    for i in range(1000):
+        beta_star, x, y = make_datasets(p.seed + i, 1, p.n_samples, p.noise_std)
+        s = torch.linalg.eigvalsh(x[0].T @ x[0] / p.n_samples)
+        if s[-1] >= 3 * s[0] and y.pow(2).mean() >= 10 * p.stop_loss:
+            break
     lr_edge = float(p.n_samples / x.pow(2).sum())  # 1 / tr(X^T X / n): both directions contract equally
     for name, lr in (("small_lr", p.lr_small), ("large_lr_anneal", p.lr_large), ("edge", lr_edge)):
         r = early_stopped_gd(x, y, lr, p.lr_small, p.anneal_loss, p.stop_loss, p.max_steps, record_path=True)
         out[f"gaussian_{name}"] = r["path"][0, : int(r["steps"][0]) + 1]
     out["gaussian"] = {"x": x[0], "y": y[0], "beta_star": beta_star[0], "stop_loss": p.stop_loss,
-                       "lr_edge": lr_edge}
+                       "lr_edge": lr_edge, "dataset": i, "anisotropy": float(s[-1] / s[0])}
     return out
 
 
