@@ -1,0 +1,40 @@
+"""Keskar et al.'s networks: F1 (MNIST) as re-implemented by Hoffer et al., and C1 (shallow AlexNet-like,
+CIFAR) as in the official `network_zoo.py`. The official C1 used Keras-1 batch-statistics BN at test time too;
+here BatchNorm is PyTorch's (running statistics in eval mode)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class F1(nn.Module):
+    """784 -> 5 x [Linear 512, BN, ReLU] -> Linear 10."""
+
+    def __init__(self, in_features: int = 784, width: int = 512, depth: int = 5, num_classes: int = 10):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i in range(depth):
+            layers += [nn.Linear(in_features if i == 0 else width, width), nn.BatchNorm1d(width), nn.ReLU()]
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class C1(nn.Module):
+    """Conv5x5-64, BN, ReLU, MaxPool 3/2; Conv5x5-64, BN, ReLU, MaxPool 3/2; Dense 384, BN, ReLU, Dropout 0.5;
+    Dense 192, BN, ReLU, Dropout 0.5; Dense classes."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+            nn.Conv2d(64, 64, 5, padding=2), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * 8 * 8, 384), nn.BatchNorm1d(384), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(384, 192), nn.BatchNorm1d(192), nn.ReLU(), nn.Dropout(dropout), nn.Linear(192, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
