@@ -13,3 +13,13 @@ def test_f1_shape_and_size():
 def test_c1_shape():
     model = C1().eval()
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_c2_shape_and_layers():
+    from repro.models.keskar import C2
+
+    model = C2(num_classes=100).eval()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256] + [512] * 6
+    assert sum(isinstance(m, torch.nn.MaxPool2d) for m in model.modules()) == 5

@@ -1,4 +1,4 @@
-"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] | build`."""
+"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | build | bench`."""
 
 from __future__ import annotations
 
@@ -22,6 +22,27 @@ def _list() -> int:
     return 0
 
 
+def _bench(args) -> int:
+    import sys as _sys
+
+    from repro.bench import MODELS, format_report, run_bench
+
+    models = args.models or list(MODELS)
+    if any(m not in MODELS for m in models) or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+        raise ConfigError(f"bench takes --models from {', '.join(MODELS)}, --batch-size >= 1, --steps >= 1 "
+                          f"and --warmup >= 0.")
+    report = run_bench(models, args.batch_size, args.steps, args.warmup, args.device)
+    report["command"] = "python -m repro bench " + " ".join(_sys.argv[2:])
+    print(format_report(report))
+    if args.out:
+        from pathlib import Path
+
+        from repro.store import write_json_atomic
+
+        write_json_atomic(Path(args.out), report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("chapters", nargs="*", help="only these chapters (default: all)")
     build.add_argument("--no-render", action="store_true", help="execute chapters but do not render HTML")
     build.add_argument("--force", action="store_true", help="recompute results even if stored")
+    bench = sub.add_parser("bench", help="training throughput of the book's loop vs a papers'-style loop")
+    bench.add_argument("--models", nargs="*", default=None, help="default: all (F1 C1 PreResNet-32 WRN-16-4 WRN-16-10)")
+    bench.add_argument("--batch-size", type=int, default=128)
+    bench.add_argument("--steps", type=int, default=20, help="timed SGD steps per loop")
+    bench.add_argument("--warmup", type=int, default=3)
+    bench.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    bench.add_argument("--out", help="also write the figures as JSON here")
     args = parser.parse_args(argv)
 
     from repro import runner
@@ -56,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                                     record=args.record)
             print(f"executed notebook: {out}")
             return 0
+        if args.command == "bench":
+            return _bench(args)
         for name in args.chapters:
             runner.get_chapter(name)
         return runner.build_book(args.chapters or None, render=not args.no_render, force=args.force)

@@ -38,3 +38,35 @@ class C1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+# C2/C4 (`deepnet` in the official network_zoo.py): (channels, dropout after the block) or "M" (MaxPool 2x2).
+C2_LAYERS: list[tuple[int, float] | str] = [
+    (64, 0.3), (64, 0.0), "M", (128, 0.4), (128, 0.0), "M", (256, 0.4), (256, 0.4), (256, 0.0), "M",
+    (512, 0.4), (512, 0.4), (512, 0.0), "M", (512, 0.4), (512, 0.4), (512, 0.0), "M"]
+
+
+class C2(nn.Module):
+    """VGG-like: 13 x [Conv3x3 same, BN, ReLU (, Dropout)] with five 2x2 max-pools (C2_LAYERS); Flatten,
+    Dropout 0.5, Dense 512, BN, ReLU, Dropout 0.5, Dense classes. C4 is C2 with 100 classes."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for spec in C2_LAYERS:
+            if spec == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+                continue
+            width, drop = spec
+            layers += [nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+            if drop:
+                layers.append(nn.Dropout(drop))
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(512, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))

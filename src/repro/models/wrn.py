@@ -23,13 +23,16 @@ class ActNoise(nn.Module):
         super().__init__()
         self.std = 0.0
         self.shared = True
+        self._noise: torch.Tensor | None = None  # refilled in place each step: no allocation in the hot loop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.std == 0.0:
             return x
-        if self.shared:
-            return x + self.std * torch.randn(x.shape[-2:], device=x.device, dtype=x.dtype)
-        return x + self.std * torch.randn_like(x)
+        shape = x.shape[-2:] if self.shared else x.shape
+        buf = self._noise
+        if buf is None or buf.shape != shape or buf.device != x.device or buf.dtype != x.dtype:
+            buf = self._noise = torch.empty(shape, device=x.device, dtype=x.dtype)
+        return x + self.std * buf.normal_()
 
 
 class BNNoiseReLU(nn.Module):

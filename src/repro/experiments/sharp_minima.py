@@ -1,0 +1,458 @@
+"""Sharp minima (Keskar et al., ICLR 2017): small- vs large-batch Adam, Metric 2.1, and the 1-D interpolation.
+
+Sub-experiments, each stored under the parameters it depends on:
+- `sharp_minima_net` (one per network F1, C1, C2, C3, C4): small batch (`batch_size`) and large batch
+  (`large_batch_fraction` of the training set) Adam runs from the same initialisation for several seeds; train
+  and test accuracy; Metric 2.1 (full space and a random `subspace_dim`-dimensional subspace, at both eps);
+  the top Hessian eigenvalue (Lanczos); the 1-D interpolation between the seed-`seed` minimisers; for F1 also
+  the rescaling check (Dinh et al. 2017).
+- `sharp_minima_optimizers`: the same comparison on F1 with SGD and Adagrad (the course report's extension).
+- `sharp_minima_remedy`: the large batch with its learning rate scaled up (Hoffer et al. 2017).
+
+How BatchNorm is treated. Training uses batch statistics. Every evaluation, the sharpness maximisation and the
+Hessian use eval mode: BN's running statistics are frozen buffers (not parameters, so not perturbed) and dropout
+is off, so f is a deterministic function of the parameters on a fixed set of training examples. Along the
+interpolation line the parameters (BN's affine ones included) are interpolated and BN's running statistics are
+re-estimated at every alpha on training examples (BN in train mode with a cumulative average, dropout off).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from repro import params as P
+from repro.data import VisionData, load_dataset
+from repro.device import get_device
+from repro.metrics.hessian import functional, hvp, lanczos
+from repro.metrics.sharpness import random_subspace, sharpness
+from repro.models.keskar import C1, C2, F1
+from repro.store import Result, Store
+from repro.train.loop import channel_stats, constant, evaluate, normalize, train
+
+VERSION = 1
+
+# Keskar et al. 2017, Table 2 (accuracy, %, mean +- std over 5 runs) and Table 3 (Metric 2.1, full space), as
+# quoted by the course report (seed 003, section 2.2.3) and recalled in refs/papers.md section 2b, where they
+# are marked UNVERIFIED against the paper's PDF. References only, never our results.
+PAPER_SOURCE = "Keskar et al. 2017, Tables 2-3, as quoted in seed 003 §2.2.3 (UNVERIFIED against the PDF)"
+PAPER_ACCURACY = {  # net: (SB train, LB train, SB test, LB test), each (mean, std)
+    "F1": ((99.66, 0.05), (99.92, 0.01), (98.03, 0.07), (97.81, 0.07)),
+    "F2": ((99.99, 0.03), (98.35, 2.08), (64.02, 0.2), (59.45, 1.05)),
+    "C1": ((99.89, 0.02), (99.66, 0.2), (80.04, 0.12), (77.26, 0.42)),
+    "C2": ((99.99, 0.04), (99.99, 0.01), (89.24, 0.12), (87.26, 0.07)),
+    "C3": ((99.56, 0.44), (99.88, 0.30), (49.58, 0.39), (46.45, 0.43)),
+    "C4": ((99.10, 1.23), (99.57, 1.84), (63.08, 0.5), (57.81, 0.17)),
+}
+PAPER_SHARPNESS = {  # net: (SB eps 1e-3, LB eps 1e-3, SB eps 5e-4, LB eps 5e-4), each (mean, std)
+    "F1": ((1.23, 0.83), (205.14, 69.52), (0.61, 0.27), (42.90, 17.14)),
+    "F2": ((1.39, 0.02), (310.64, 38.46), (0.90, 0.05), (93.15, 6.81)),
+    "C1": ((28.58, 3.13), (707.23, 43.04), (7.08, 0.88), (227.31, 23.23)),
+    "C2": ((8.68, 1.32), (925.32, 38.29), (2.07, 0.86), (175.31, 18.28)),
+    "C3": ((29.85, 5.98), (258.75, 8.96), (8.56, 0.99), (105.11, 13.22)),
+    "C4": ((12.83, 3.84), (421.84, 36.97), (4.07, 0.87), (109.35, 16.57)),
+}
+# Course report (seed 003, section 3.2): F1 test accuracy with other optimizers (one run each).
+REPORT_OPTIMIZERS = {"adam": (98.03, 97.81), "sgd": (97.82, 96.97), "adagrad": (97.95, math.nan)}
+REPORT_SOURCE = "course report (seed 003), section 3.2"
+
+# network -> (dataset, model constructor)
+NETWORKS = {"F1": ("mnist", F1), "C1": ("cifar10", C1), "C2": ("cifar10", C2),
+            "C3": ("cifar100", lambda: C1(num_classes=100)), "C4": ("cifar100", lambda: C2(num_classes=100))}
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(P.Params):
+    seed: int = P.param(0, "seed of the first run; run i uses seed + i (initialisation and batch order)", ge=0)
+    seeds: int = P.param(2, "independent runs per batch size (the paper: 5)", ge=1)
+    device: str = P.param("auto", "where the networks train: auto (CUDA if present), cpu or cuda",
+                          choices=("auto", "cpu", "cuda"))
+    networks: str = P.param("F1,C1", "comma-separated networks among F1, C1, C2 (CIFAR-10), C3, C4 (CIFAR-100)")
+    lr: float = P.param(1e-3, "Adam learning rate, both batch sizes (Keras default, as the official script)", gt=0)
+    batch_size: int = P.param(256, "small batch (SB) for F1 (the paper: 256)", ge=1)
+    large_batch_fraction: float = P.param(0.1, "large batch (LB) as a fraction of the training set (paper: 0.1)",
+                                          gt=0, le=1)
+    epochs: int = P.param(3, "training epochs of F1, both batch sizes", ge=1)
+    f1_width: int = P.param(512, "hidden width of F1's five layers (the paper: 512)", ge=4)
+    n_train: int = P.param(60_000, "MNIST training images for F1 (full: 60000)", ge=16, le=60_000)
+    n_test: int = P.param(10_000, "MNIST test images", ge=16, le=10_000)
+    cifar_train: int = P.param(1200, "CIFAR training images for C1-C4 (a fixed random subset; full: 50000)",
+                               ge=16, le=50_000)
+    cifar_test: int = P.param(1000, "CIFAR test images (full: 10000)", ge=16, le=10_000)
+    cifar_batch_size: int = P.param(24, "small batch for C1-C4 (the paper: 256)", ge=1)
+    cifar_epochs: int = P.param(3, "training epochs of C1-C4, both batch sizes", ge=1)
+    sharpness_eps: float = P.param(1e-3, "box size eps of Metric 2.1 (the paper: 1e-3 and 5e-4)", gt=0)
+    sharpness_eps_small: float = P.param(5e-4, "the second, smaller box size eps", gt=0)
+    sharpness_iters: int = P.param(10, "L-BFGS-B iterations of the maximisation (the paper: 10)", ge=1)
+    subspace_dim: int = P.param(100, "dimension p of the random subspace A (the paper: 100)", ge=1)
+    sharpness_examples: int = P.param(1000, "fixed F1 training examples on which f is measured", ge=1)
+    cifar_sharpness_examples: int = P.param(100, "fixed CIFAR training examples on which f is measured", ge=1)
+    lanczos_iters: int = P.param(15, "Lanczos iterations for the top Hessian eigenvalue", ge=2)
+    interp_points: int = P.param(25, "alphas in [-1, 2] of the 1-D interpolation (the paper: 25)", ge=2)
+    interp_examples: int = P.param(10_000, "training examples for the train curve and BN statistics along it",
+                                   ge=16)
+    extension_seeds: int = P.param(1, "runs per batch size with SGD and with Adagrad on F1 (0: skip)", ge=0)
+    lr_sgd: float = P.param(0.05, "SGD learning rate (no momentum) of the extension", gt=0)
+    lr_adagrad: float = P.param(0.01, "Adagrad learning rate of the extension", gt=0)
+    remedy_scaling: str = P.param("sqrt", "Hoffer et al.'s LB learning rate: lr * (LB / SB) ** 0.5, or linear",
+                                  choices=("sqrt", "linear", "none"))
+    dinh_alpha: float = P.param(10.0, "rescaling factor of the reparametrisation check (and its inverse)", gt=1)
+
+    PRESETS = {
+        "smoke": {"networks": "F1", "f1_width": 32, "epochs": 1, "n_train": 1500, "n_test": 500, "batch_size": 30,
+                  "sharpness_iters": 3, "subspace_dim": 10, "sharpness_examples": 150, "lanczos_iters": 5,
+                  "interp_points": 7, "interp_examples": 500},
+        "paper": {"seeds": 5, "networks": "F1,C1,C2,C3,C4", "epochs": 20, "lanczos_iters": 20, "cifar_train": 50_000,
+                  "cifar_test": 10_000, "cifar_batch_size": 256, "cifar_epochs": 20, "sharpness_examples": 10_000,
+                  "cifar_sharpness_examples": 10_000, "interp_examples": 50_000, "extension_seeds": 5},
+    }
+
+    def network_list(self) -> list[str]:
+        return [n.strip().upper() for n in self.networks.split(",") if n.strip()]
+
+    def check(self) -> None:
+        nets = self.network_list()
+        bad = [n for n in nets if n not in NETWORKS]
+        if bad or not nets:
+            raise P.ConfigError(f"networks must list some of {', '.join(NETWORKS)} (F2 needs TIMIT, which is "
+                                f"not freely distributable); got {self.networks!r}.")
+        if self.sharpness_eps_small >= self.sharpness_eps:
+            raise P.ConfigError(f"sharpness_eps_small ({self.sharpness_eps_small}) must be smaller than "
+                                f"sharpness_eps ({self.sharpness_eps}).")
+        sizes = [("F1", self.n_train, self.batch_size, self.sharpness_examples)] if "F1" in nets else []
+        if any(n != "F1" for n in nets):
+            sizes.append(("C1-C4", self.cifar_train, self.cifar_batch_size, self.cifar_sharpness_examples))
+        for net, n, small, examples in sizes:
+            large = large_batch(n, self.large_batch_fraction)
+            if small >= large:
+                raise P.ConfigError(f"The small batch of {net} ({small}) must be smaller than its large batch "
+                                    f"({large} = {self.large_batch_fraction} x {n} training images); lower the "
+                                    f"batch size or train on more images.")
+            if examples > n:
+                raise P.ConfigError(f"The sharpness of {net} is measured on {examples} training examples but "
+                                    f"it trains on {n}; lower the sharpness examples.")
+        if self.subspace_dim > 1000:
+            raise P.ConfigError(f"subspace_dim ({self.subspace_dim}) above 1000 makes the n x p matrix A too "
+                                f"large to keep; the paper uses 100.")
+
+
+def large_batch(n: int, fraction: float) -> int:
+    return max(1, round(fraction * n))
+
+
+def net_sizes(p: Params, net: str) -> dict[str, int]:
+    if net == "F1":
+        n, test, small, epochs, examples = p.n_train, p.n_test, p.batch_size, p.epochs, p.sharpness_examples
+    else:
+        n, test, small, epochs = p.cifar_train, p.cifar_test, p.cifar_batch_size, p.cifar_epochs
+        examples = p.cifar_sharpness_examples
+    return {"n_train": n, "n_test": test, "small": small, "large": large_batch(n, p.large_batch_fraction),
+            "epochs": epochs, "sharpness_examples": examples, "interp_examples": min(p.interp_examples, n)}
+
+
+# ---------------------------------------------------------------------------------------------- building blocks
+
+
+@dataclasses.dataclass
+class Split:
+    train: VisionData
+    test: VisionData
+    stats: tuple[torch.Tensor, torch.Tensor]
+
+
+def load_split(dataset: str, n_train: int, n_test: int, seed: int, device: torch.device) -> Split:
+    """A fixed random subset of each split (the whole split when n equals its size)."""
+    train_full = load_dataset(dataset, "train", device)
+    test_full = load_dataset(dataset, "test", device)
+    g = torch.Generator().manual_seed(10_000 + seed)
+    tr = train_full if n_train == len(train_full) else train_full.subset(n_train, g)
+    te = test_full if n_test == len(test_full) else test_full.subset(n_test, g)
+    return Split(tr, te, channel_stats(tr))
+
+
+def make_model(net: str, seed: int, device: torch.device, f1_width: int = 512) -> nn.Module:
+    """The same seed gives the same initialisation (for SB and LB of one run)."""
+    torch.manual_seed(seed)
+    return (F1(width=f1_width) if net == "F1" else NETWORKS[net][1]()).to(device)
+
+
+def train_run(net: str, split: Split, *, seed: int, batch_size: int, epochs: int, lr: float,
+              optimizer: str = "adam", f1_width: int = 512) -> tuple[nn.Module, dict]:
+    model = make_model(net, seed, split.train.x.device, f1_width)
+    steps = epochs * (len(split.train) // batch_size)
+    start = time.perf_counter()
+    train(model, split.train, steps=steps, batch_size=batch_size, schedule=constant(lr, 0.0), seed=seed,
+          stats=split.stats, optimizer=optimizer)
+    if split.train.x.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    train_loss, train_acc = evaluate(model, split.train, *split.stats)
+    test_loss, test_acc = evaluate(model, split.test, *split.stats)
+    return model, {"seed": seed, "batch_size": batch_size, "steps": steps, "optimizer": optimizer, "lr": lr,
+                   "train_loss": train_loss, "train_acc": 100 * train_acc, "test_loss": test_loss,
+                   "test_acc": 100 * test_acc, "train_seconds": seconds, "epoch_seconds": seconds / epochs}
+
+
+def loss_closures(model: nn.Module, data: VisionData, stats: tuple[torch.Tensor, torch.Tensor],
+                  chunk: int = 1000):
+    """f(theta) = mean cross-entropy on `data` with the model in eval mode, as (theta0, value_and_grad,
+    hessian_matvec); chunked so that large measurement sets fit in memory."""
+    model.eval()
+    theta0, apply = functional(model)
+    chunks = [(normalize(data.x[i:i + chunk], *stats), data.y[i:i + chunk]) for i in range(0, len(data), chunk)]
+    n = len(data)
+
+    def chunk_loss(x: torch.Tensor, y: torch.Tensor):
+        return lambda th: F.cross_entropy(apply(th, x), y, reduction="sum") / n
+
+    def value_and_grad(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        value, grad = torch.zeros((), device=theta.device), torch.zeros_like(theta)
+        for x, y in chunks:
+            th = theta.detach().requires_grad_(True)
+            v = chunk_loss(x, y)(th)
+            (g,) = torch.autograd.grad(v, th)
+            value, grad = value + v.detach(), grad + g
+        return value, grad
+
+    def matvec(v: torch.Tensor) -> torch.Tensor:
+        return sum(hvp(chunk_loss(x, y), theta0)(v) for x, y in chunks)
+
+    return theta0, value_and_grad, matvec
+
+
+def measure(model: nn.Module, data: VisionData, stats, p: Params, subspace: torch.Tensor | None) -> dict:
+    """Metric 2.1 at both eps in the full space and in the subspace, and the top Hessian eigenvalue."""
+    theta, value_and_grad, matvec = loss_closures(model, data, stats)
+    out = {}
+    for name, eps in (("large_eps", p.sharpness_eps), ("small_eps", p.sharpness_eps_small)):
+        for space, a in (("full", None), ("subspace", subspace)):
+            s = sharpness(value_and_grad, theta, eps, subspace=a, maxiter=p.sharpness_iters, value_and_grad=True)
+            out[f"{space}_{name}"] = s.to_dict()
+    start = time.perf_counter()
+    ritz = lanczos(matvec, theta.numel(), p.lanczos_iters, device=theta.device, dtype=theta.dtype, seed=p.seed)
+    out["hessian_top"] = float(ritz[0])
+    out["hessian_seconds"] = time.perf_counter() - start
+    out["base_loss"] = out["full_large_eps"]["base_loss"]
+    return out
+
+
+@torch.no_grad()
+def recompute_bn(model: nn.Module, data: VisionData, stats, batch_size: int) -> None:
+    """Re-estimate BN running statistics on `data` (cumulative average over batches), dropout off."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    for i in range(0, len(data) - batch_size + 1, batch_size):
+        model(normalize(data.x[i:i + batch_size], *stats))
+    for m, mom in zip(bns, saved, strict=True):
+        m.momentum = mom
+    model.eval()
+
+
+def interpolate(sb: nn.Module, lb: nn.Module, split: Split, alphas: np.ndarray, n_examples: int,
+                batch_size: int) -> list[dict]:
+    """theta(alpha) = alpha theta_LB + (1 - alpha) theta_SB over the parameters; BN statistics re-estimated at
+    each alpha on the first n_examples training images; losses and accuracies in eval mode."""
+    theta_sb = nn.utils.parameters_to_vector(sb.parameters()).detach()
+    theta_lb = nn.utils.parameters_to_vector(lb.parameters()).detach()
+    model = copy.deepcopy(sb)
+    train_part = split.train.subset(n_examples)
+    rows = []
+    for a in alphas:
+        nn.utils.vector_to_parameters(float(a) * theta_lb + (1 - float(a)) * theta_sb, model.parameters())
+        recompute_bn(model, train_part, split.stats, batch_size)
+        train_loss, train_acc = evaluate(model, train_part, *split.stats)
+        test_loss, test_acc = evaluate(model, split.test, *split.stats)
+        rows.append({"alpha": float(a), "train_loss": train_loss, "train_acc": 100 * train_acc,
+                     "test_loss": test_loss, "test_acc": 100 * test_acc})
+    return rows
+
+
+@torch.no_grad()
+def rescale_last_layer(model: nn.Module, alpha: float) -> nn.Module:
+    """A copy computing the same function with different parameters (Dinh et al. 2017): the last BN's affine
+    output scaled by alpha, the output layer's weights by 1 / alpha (ReLU is positively homogeneous)."""
+    out = copy.deepcopy(model)
+    bn = [m for m in out.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)][-1]
+    last = [m for m in out.modules() if isinstance(m, nn.Linear)][-1]
+    bn.weight.mul_(alpha), bn.bias.mul_(alpha)
+    last.weight.div_(alpha)
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.array(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+# ------------------------------------------------------------------------------------------------ experiments
+
+
+def net_experiment(p: Params, net: str, device: torch.device) -> dict:
+    sizes = net_sizes(p, net)
+    split = load_split(NETWORKS[net][0], sizes["n_train"], sizes["n_test"], p.seed, device)
+    measure_set = split.train.subset(sizes["sharpness_examples"])
+    runs, models = [], {}
+    subspace = None
+    for i in tqdm(range(p.seeds), desc=f"{net} seeds", leave=False):
+        seed = p.seed + i
+        for regime, bs in (("small_batch", sizes["small"]), ("large_batch", sizes["large"])):
+            model, row = train_run(net, split, seed=seed, batch_size=bs, epochs=sizes["epochs"], lr=p.lr,
+                                   f1_width=p.f1_width)
+            if subspace is None:  # one random A per network, shared by every run
+                n_params = sum(q.numel() for q in model.parameters())
+                subspace = random_subspace(n_params, p.subspace_dim, p.seed, device=device)
+            row.update(regime=regime, **measure(model, measure_set, split.stats, p, subspace))
+            runs.append(row)
+            if i == 0:
+                models[regime] = model
+    alphas = np.linspace(-1, 2, p.interp_points)
+    interp = interpolate(models["small_batch"], models["large_batch"], split, alphas, sizes["interp_examples"],
+                         sizes["small"])
+    out = {"runs": runs, "interpolation": interp, "sizes": sizes,
+           "n_params": sum(q.numel() for q in models["small_batch"].parameters())}
+    if net == "F1":
+        out["rescaling"] = rescaling_check(models["small_batch"], split, measure_set, p, device)
+    return {"metrics": summarize(runs), "data": out}
+
+
+def rescaling_check(model: nn.Module, split: Split, measure_set: VisionData, p: Params,
+                    device: torch.device) -> list[dict]:
+    """The same function under three parametrisations: its accuracy, Metric 2.1 and top Hessian eigenvalue."""
+    rows = []
+    for alpha in (1 / p.dinh_alpha, 1.0, p.dinh_alpha):
+        m = rescale_last_layer(model, alpha)
+        test_loss, test_acc = evaluate(m, split.test, *split.stats)
+        theta, value_and_grad, matvec = loss_closures(m, measure_set, split.stats)
+        s = sharpness(value_and_grad, theta, p.sharpness_eps, maxiter=p.sharpness_iters, value_and_grad=True)
+        top = lanczos(matvec, theta.numel(), p.lanczos_iters, device=device, dtype=theta.dtype, seed=p.seed)
+        rows.append({"alpha": alpha, "test_loss": test_loss, "test_acc": 100 * test_acc,
+                     "base_loss": s.base_loss, "sharpness": s.value, "hessian_top": float(top[0]),
+                     "param_norm": float(theta.norm())})
+    return rows
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Mean and std over seeds of each regime's accuracies, sharpness values and Hessian eigenvalue."""
+    out = {}
+    keys = ["train_acc", "test_acc", "train_loss", "hessian_top", *(f"{s}_{e}" for s in ("full", "subspace")
+                                                                     for e in ("large_eps", "small_eps"))]
+    for regime in ("small_batch", "large_batch"):
+        rows = [r for r in runs if r["regime"] == regime]
+        for k in keys:
+            vals = [r[k]["value"] if isinstance(r[k], dict) else r[k] for r in rows]
+            out[f"{regime}_{k}"], out[f"{regime}_{k}_std"] = _mean_std(vals)
+    # paired over seeds: LB / SB of the same seed
+    sb = [r for r in runs if r["regime"] == "small_batch"]
+    lb = [r for r in runs if r["regime"] == "large_batch"]
+    out["test_gap"] = _mean_std([a["test_acc"] - b["test_acc"] for a, b in zip(sb, lb, strict=True)])
+    out["sharpness_ratio"] = float(np.exp(np.mean([np.log(max(b["full_large_eps"]["value"], 1e-12)
+                                                         / max(a["full_large_eps"]["value"], 1e-12))
+                                                  for a, b in zip(sb, lb, strict=True)])))
+    out["hessian_ratio"] = float(np.exp(np.mean([np.log(max(b["hessian_top"], 1e-12) / max(a["hessian_top"], 1e-12))
+                                                for a, b in zip(sb, lb, strict=True)])))
+    out["sharpness_seconds"] = float(np.mean([r["full_large_eps"]["seconds"] for r in runs]))
+    out["epoch_seconds_small_batch"] = float(np.mean([r["epoch_seconds"] for r in sb]))
+    out["cost_in_epochs"] = out["sharpness_seconds"] / out["epoch_seconds_small_batch"]
+    return out
+
+
+def cheap_measures(model: nn.Module, measure_set: VisionData, split: Split, p: Params) -> dict:
+    """Metric 2.1 in the random subspace (a full-space maximisation costs about a training epoch) and the top
+    Hessian eigenvalue; the same A as the main runs (same seed, same dimensions)."""
+    theta, value_and_grad, matvec = loss_closures(model, measure_set, split.stats)
+    a = random_subspace(theta.numel(), p.subspace_dim, p.seed, device=theta.device)
+    s = sharpness(value_and_grad, theta, p.sharpness_eps, subspace=a, maxiter=p.sharpness_iters,
+                  value_and_grad=True)
+    top = lanczos(matvec, theta.numel(), p.lanczos_iters, device=theta.device, dtype=theta.dtype, seed=p.seed)
+    return {"subspace_sharpness": s.value, "hessian_top": float(top[0])}
+
+
+def optimizers_experiment(p: Params, device: torch.device) -> dict:
+    """F1 with SGD and Adagrad (and the Adam runs' settings otherwise), small vs large batch."""
+    sizes = net_sizes(p, "F1")
+    split = load_split("mnist", sizes["n_train"], sizes["n_test"], p.seed, device)
+    measure_set = split.train.subset(sizes["sharpness_examples"])
+    runs = []
+    for opt, lr in (("sgd", p.lr_sgd), ("adagrad", p.lr_adagrad)):
+        for i in range(p.extension_seeds):
+            for regime, bs in (("small_batch", sizes["small"]), ("large_batch", sizes["large"])):
+                model, row = train_run("F1", split, seed=p.seed + i, batch_size=bs, epochs=sizes["epochs"], lr=lr,
+                                       optimizer=opt, f1_width=p.f1_width)
+                runs.append({**row, "regime": regime, "optimizer": opt, **cheap_measures(model, measure_set, split, p)})
+    return {"metrics": {"runs": len(runs)}, "data": {"runs": runs}}
+
+
+def remedy_lr(p: Params, small: int, large: int) -> float:
+    factor = {"sqrt": math.sqrt(large / small), "linear": large / small, "none": 1.0}[p.remedy_scaling]
+    return p.lr * factor
+
+
+def remedy_experiment(p: Params, device: torch.device) -> dict:
+    """F1's large batch with Hoffer et al.'s learning-rate scaling, same seeds and epochs as the Adam runs."""
+    sizes = net_sizes(p, "F1")
+    split = load_split("mnist", sizes["n_train"], sizes["n_test"], p.seed, device)
+    measure_set = split.train.subset(sizes["sharpness_examples"])
+    lr = remedy_lr(p, sizes["small"], sizes["large"])
+    runs = []
+    for i in range(p.seeds):
+        model, row = train_run("F1", split, seed=p.seed + i, batch_size=sizes["large"], epochs=sizes["epochs"],
+                               lr=lr, f1_width=p.f1_width)
+        runs.append({**row, "regime": "large_batch_remedy", **cheap_measures(model, measure_set, split, p)})
+    return {"metrics": {"lr": lr, "test_acc": _mean_std([r["test_acc"] for r in runs])}, "data": {"runs": runs}}
+
+
+NET_FIELDS = ("seed", "seeds", "lr", "large_batch_fraction", "sharpness_eps", "sharpness_eps_small",
+              "sharpness_iters", "subspace_dim", "lanczos_iters", "interp_points", "interp_examples")
+F1_FIELDS = ("f1_width", "batch_size", "epochs", "n_train", "n_test", "sharpness_examples", "dinh_alpha")
+CIFAR_FIELDS = ("cifar_train", "cifar_test", "cifar_batch_size", "cifar_epochs", "cifar_sharpness_examples")
+EXTENSION_FIELDS = ("seed", "extension_seeds", "lr_sgd", "lr_adagrad", "sharpness_eps", "sharpness_iters",
+                    "subspace_dim", "lanczos_iters", "large_batch_fraction",
+                    *F1_FIELDS[:-1])
+REMEDY_FIELDS = ("seed", "seeds", "lr", "large_batch_fraction", "remedy_scaling", "sharpness_eps",
+                 "sharpness_iters", "subspace_dim", "lanczos_iters", *F1_FIELDS[:-1])
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Every network's comparison, the optimizers' extension and the remedy, each stored on its own, gathered
+    into one stored result."""
+    store = store or Store()
+    device = get_device(p.device)
+    cfg = p.to_dict()
+    nets = p.network_list()
+    for net in nets:  # missing data stops the run before any training
+        load_dataset(NETWORKS[net][0], "test", "cpu")
+
+    def sub(name: str, fields: tuple[str, ...], fn, **extra) -> Result:
+        config = {**{k: cfg[k] for k in fields}, **extra}
+        return store.run(name, VERSION, config, fn, device=device, force=force)
+
+    def compute() -> dict:
+        parts = {}
+        for net in nets:
+            fields = NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)
+            parts[net] = sub("sharp_minima_net", fields, lambda net=net: net_experiment(p, net, device),
+                             network=net)
+        if "F1" in nets and p.extension_seeds:
+            parts["optimizers"] = sub("sharp_minima_optimizers", EXTENSION_FIELDS,
+                                      lambda: optimizers_experiment(p, device))
+        if "F1" in nets:
+            parts["remedy"] = sub("sharp_minima_remedy", REMEDY_FIELDS, lambda: remedy_experiment(p, device))
+        return {"metrics": {k: v.metrics for k, v in parts.items()},
+                "data": {"parts": {k: {"experiment": v.experiment, "key": v.key, "cached": v.cached,
+                                       "provenance": v.provenance} for k, v in parts.items()},
+                         **{k: v.data for k, v in parts.items()}}}
+
+    return store.run("sharp_minima", VERSION, cfg, compute, device=device, force=force)

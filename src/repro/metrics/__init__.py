@@ -1,0 +1,1 @@
+"""Metrics: sharpness, Hessian and NTK top eigenvalues."""

@@ -1,0 +1,56 @@
+"""Small BatchNorm networks whose hidden layers are scale-invariant: every linear map or convolution feeds only
+a BatchNorm, so multiplying its weights by c > 0 leaves the output (in training mode) unchanged.
+
+Up to BatchNorm's eps: it normalizes by sqrt(var + eps), so once a layer's pre-activation variance is not large
+against eps, a larger norm gives larger outputs and the loss gradient gets a radial part (`bn_eps`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BNConvNet(nn.Module):
+    """conv-BN-ReLU blocks (channels width, 2 width, 4 width; 2x2 max-pool after the first two), global average
+    pooling and a linear classifier. Convolutions have no bias: BatchNorm would cancel it."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 16, bn_eps: float = 1e-5):
+        super().__init__()
+        chans = [in_channels, width, 2 * width, 4 * width]
+        layers: list[nn.Module] = []
+        for i in range(3):
+            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+                       nn.BatchNorm2d(chans[i + 1], eps=bn_eps), nn.ReLU(inplace=True)]
+            if i < 2:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(chans[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).mean((2, 3)))
+
+    def scale_invariant_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Each convolution on its own: its output goes only into a BatchNorm."""
+        convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
+        return {f"conv{i + 1}": [c.weight] for i, c in enumerate(convs)}
+
+
+class BNMLP(nn.Module):
+    """Flatten, `depth` hidden layers Linear(no bias)-BN-ReLU of `width` units, and a linear classifier."""
+
+    def __init__(self, in_features: int = 784, num_classes: int = 10, width: int = 256, depth: int = 2,
+                 bn_eps: float = 1e-5):
+        super().__init__()
+        dims = [in_features] + [width] * depth
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(dims[:-1], dims[1:], strict=True))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width, eps=bn_eps) for _ in range(depth))
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for lin, bn in zip(self.linears, self.norms, strict=True):
+            x = torch.relu(bn(lin(x)))
+        return self.classifier(x)
+
+    def scale_invariant_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {f"layer{i + 1}": [lin.weight] for i, lin in enumerate(self.linears)}

@@ -1,0 +1,170 @@
+import numpy as np
+import pytest
+import torch
+
+from repro.data import VisionData, load_dataset
+from repro.experiments import sharp_minima as S
+from repro.metrics.hessian import functional, hessian_dense, lanczos
+from repro.models.keskar import F1
+from repro.params import ConfigError
+from repro.train.loop import channel_stats, normalize
+
+
+def tiny_data(n: int = 64, seed: int = 0) -> VisionData:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 1, 4, 4), generator=g, dtype=torch.uint8)
+    return VisionData(x, torch.randint(0, 10, (n,), generator=g), 10)
+
+
+def test_lanczos_on_the_chunked_loss_matches_the_dense_hessian():
+    torch.manual_seed(0)
+    model = F1(in_features=16, width=6, depth=2)
+    data = tiny_data()
+    stats = channel_stats(data)
+    theta, value_and_grad, matvec = S.loss_closures(model, data, stats, chunk=24)  # 3 chunks
+    _, apply = functional(model)
+    x = normalize(data.x, *stats)
+    loss = lambda th: torch.nn.functional.cross_entropy(apply(th, x), data.y)  # noqa: E731
+    dense = torch.linalg.eigvalsh(hessian_dense(loss, theta).double())
+    ritz = lanczos(matvec, theta.numel(), 40)
+    assert float(ritz[0]) == pytest.approx(float(dense[-1]), rel=1e-3)
+    value, grad = value_and_grad(theta)
+    th = theta.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(th), th)
+    assert float(value) == pytest.approx(float(loss(theta)), rel=1e-5)
+    assert torch.allclose(grad, g, atol=1e-6)
+
+
+def test_rescaling_leaves_the_function_unchanged_and_changes_the_parameters():
+    torch.manual_seed(1)
+    model = F1(in_features=16, width=8, depth=3).eval()
+    x = torch.randn(5, 1, 4, 4)
+    for alpha in (0.1, 10.0):
+        other = S.rescale_last_layer(model, alpha).eval()
+        assert torch.allclose(model(x), other(x), atol=1e-5)
+        assert not torch.allclose(torch.nn.utils.parameters_to_vector(model.parameters()),
+                                  torch.nn.utils.parameters_to_vector(other.parameters()))
+
+
+def test_recomputed_bn_statistics_are_the_data_average():
+    torch.manual_seed(2)
+    model = F1(in_features=16, width=8, depth=2)
+    data = tiny_data(n=60)
+    stats = channel_stats(data)
+    S.recompute_bn(model, data, stats, batch_size=20)
+    first_linear, first_bn = model.net[1], model.net[2]
+    with torch.no_grad():
+        pre = first_linear(normalize(data.x, *stats).flatten(1))
+    assert torch.allclose(first_bn.running_mean, pre.mean(0), atol=1e-5)
+    # the cumulative average of the three batches' unbiased variances
+    batch_var = torch.stack([pre[i:i + 20].var(0) for i in range(0, 60, 20)]).mean(0)
+    assert torch.allclose(first_bn.running_var, batch_var, atol=1e-5)
+    assert not model.training and first_bn.momentum == 0.1
+
+
+def test_interpolation_endpoints_are_the_two_models():
+    torch.manual_seed(3)
+    sb, lb = F1(in_features=16, width=8, depth=2), F1(in_features=16, width=8, depth=2)
+    data = tiny_data(n=40)
+    split = S.Split(data, tiny_data(n=20, seed=1), channel_stats(data))
+    rows = S.interpolate(sb, lb, split, np.array([0.0, 1.0]), 40, 20)
+    for row, model in zip(rows, (sb, lb), strict=True):
+        S.recompute_bn(model, data, split.stats, 20)
+        out = model(normalize(split.test.x, *split.stats))
+        loss = float(torch.nn.functional.cross_entropy(out, split.test.y).detach())
+        assert row["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_summary_ratios_are_geometric_means_of_paired_ratios():
+    def run(regime, seed, value, h, acc):
+        s = {"value": value, "seconds": 1.0}
+        return {"regime": regime, "seed": seed, "train_acc": acc, "test_acc": acc, "train_loss": 0.1,
+                "hessian_top": h, "full_large_eps": s, "full_small_eps": s, "subspace_large_eps": s,
+                "subspace_small_eps": s, "epoch_seconds": 2.0}
+    runs = [run("small_batch", 0, 1.0, 2.0, 98.0), run("large_batch", 0, 4.0, 8.0, 97.0),
+            run("small_batch", 1, 2.0, 1.0, 98.5), run("large_batch", 1, 32.0, 1.0, 97.5)]
+    m = S.summarize(runs)
+    assert m["sharpness_ratio"] == pytest.approx(8.0)  # sqrt(4 * 16)
+    assert m["hessian_ratio"] == pytest.approx(2.0)  # sqrt(4 * 1)
+    assert m["test_gap"][0] == pytest.approx(1.0)
+    assert m["cost_in_epochs"] == pytest.approx(0.5)
+
+
+def test_phenomenon_small_batch_trains_further_in_the_same_epochs():
+    """Fixed seed, 2,000 MNIST images, 2 epochs: the small batch (20) makes 10x more Adam updates than the large
+    one (200) and reaches a higher train and test accuracy."""
+    data = load_dataset("mnist", "train").subset(2000)
+    test = load_dataset("mnist", "test").subset(1000)
+    split = S.Split(data, test, channel_stats(data))
+    _, sb = S.train_run("F1", split, seed=0, batch_size=20, epochs=2, lr=1e-3, f1_width=32)
+    _, lb = S.train_run("F1", split, seed=0, batch_size=200, epochs=2, lr=1e-3, f1_width=32)
+    assert sb["steps"] == 10 * lb["steps"]
+    assert sb["train_acc"] > lb["train_acc"] and sb["test_acc"] > lb["test_acc"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"batch_size": "6000"}, "small batch of F1 \\(6000\\) must be smaller than its large batch \\(6000"),
+    ({"networks": "F1,F2"}, "F2 needs TIMIT"),
+    ({"sharpness_eps_small": "0.002"}, "sharpness_eps_small .* must be smaller than sharpness_eps"),
+    ({"n_train": "500", "batch_size": "16"}, "measured on 1000 training examples but it trains on 500"),
+    ({"cifar_train": "200"}, "small batch of C1-C4 \\(24\\) must be smaller than its large batch \\(20"),
+    ({"remedy_scaling": "cubic"}, "remedy_scaling must be one of"),
+])
+def test_bad_parameters_stop_with_one_sentence(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        S.Params.resolve("book", overrides)
+
+
+def test_presets_are_valid_and_paper_states_the_papers_settings():
+    for preset in ("smoke", "book", "paper"):
+        S.Params.resolve(preset)
+    p = S.Params.resolve("paper")
+    assert (p.batch_size, p.large_batch_fraction, p.sharpness_iters, p.subspace_dim) == (256, 0.1, 10, 100)
+    assert (p.sharpness_eps, p.sharpness_eps_small, p.interp_points) == (1e-3, 5e-4, 25)
+    assert S.net_sizes(p, "C2")["large"] == 5000 and S.net_sizes(p, "F1")["large"] == 6000
+    assert p.network_list() == ["F1", "C1", "C2", "C3", "C4"]
+
+
+def test_cifar100_code_path_on_a_generated_pack(tmp_path, monkeypatch):
+    """The CIFAR-100 path (C3/C4) end to end on a tiny generated pack, with a small stand-in convnet so that the
+    full-space maximisation stays cheap: the fields the chapter reads, and missing data reported before any
+    training."""
+    from test_data import make_pack
+
+    small = lambda: torch.nn.Sequential(  # noqa: E731
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(4, 100))
+    monkeypatch.setitem(S.NETWORKS, "C3", ("cifar100", small))
+
+    make_pack(tmp_path, "cifar100", "train", 64, (32, 32, 3), classes=100)
+    make_pack(tmp_path, "cifar100", "test", 32, (32, 32, 3), classes=100)
+    monkeypatch.setenv("REPRO_DATA_DIR", str(tmp_path))
+    p = S.Params.resolve("smoke", {"networks": "C3", "seeds": "1", "cifar_train": "64", "cifar_test": "32",
+                                   "cifar_batch_size": "4", "cifar_epochs": "1", "cifar_sharpness_examples": "8",
+                                   "sharpness_iters": "1", "subspace_dim": "3", "lanczos_iters": "2",
+                                   "interp_points": "3", "interp_examples": "16"})
+    out = S.net_experiment(p, "C3", torch.device("cpu"))
+    runs = out["data"]["runs"]
+    assert [r["regime"] for r in runs] == ["small_batch", "large_batch"]
+    assert runs[1]["batch_size"] == 6 and runs[0]["subspace_large_eps"]["dim"] == 3
+    assert len(out["data"]["interpolation"]) == 3 and "rescaling" not in out["data"]
+    assert np.isfinite(out["metrics"]["small_batch_full_large_eps"])
+    with pytest.raises(Exception, match="No cifar10 test data"):
+        S.run(S.Params.resolve("smoke", {"networks": "C1"}))
+
+
+def test_train_builds_the_requested_optimizer_and_keeps_sgd_by_default():
+    from repro.train.loop import constant, train
+
+    data = tiny_data(n=32)
+    seen = {}
+    for name, cls in (("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adagrad", torch.optim.Adagrad)):
+        torch.manual_seed(0)
+        model = F1(in_features=16, width=4, depth=1)
+        kwargs = {} if name == "sgd" else {"optimizer": name}
+        train(model, data, steps=2, batch_size=16, schedule=constant(0.01, 0.0), seed=0,
+              on_step=lambda info, name=name: seen.__setitem__(name, info.optimizer), **kwargs)
+        assert type(seen[name]) is cls and seen[name].param_groups[0]["lr"] == 0.01
+    with pytest.raises(ValueError, match="optimizer must be"):
+        train(F1(in_features=16, width=4, depth=1), data, steps=1, batch_size=16, schedule=constant(0.01, 0.0),
+              seed=0, optimizer="lion")
