@@ -2,13 +2,11 @@
 
 import json
 
-import nbformat
 import pytest
 import torch
 
 from repro.checkpoint import Checkpoint
 from repro.report import recorded_summary
-from repro.runner import run_chapter
 from repro.store import Store, project_root, read_recorded, recorded_results
 
 RECORDED = project_root() / "results" / "recorded"
@@ -63,15 +61,6 @@ def test_every_tracked_recorded_file_loads_and_is_small():
             assert rec.result.metrics and rec.preset in ("smoke", "book", "paper")
             size += path.stat().st_size
         assert size < 5e6, f"{folder.name}: recorded results take {size / 1e6:.1f} MB; keep them under 5 MB"
-
-
-def test_run_chapter_with_record_then_the_chapter_draws_it(recorded_dir, tmp_path):
-    run_chapter("convex", "smoke", output=tmp_path / "first.ipynb", record=True)
-    assert list((recorded_dir / "convex").glob("*.json"))
-    out = run_chapter("convex", "smoke", output=tmp_path / "second.ipynb")
-    text = "".join(o["data"].get("text/markdown", "") for c in nbformat.read(out, 4).cells
-                   if c.cell_type == "code" for o in c.get("outputs", []) if "data" in o)
-    assert "recorded on CPU" in text and "preset smoke" in text
 
 
 def test_checkpoint_roundtrip_and_damage(tmp_path):

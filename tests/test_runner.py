@@ -32,8 +32,10 @@ def test_parameters_cell_matches_the_chapters_params(name):
 
 
 @pytest.mark.parametrize("name", list(CHAPTERS))
-def test_chapter_runs_at_smoke_through_the_runner(name, tmp_path):
-    out = run_chapter(name, "smoke", output=tmp_path / f"{name}.ipynb")
+def test_chapter_runs_at_smoke_through_the_runner(name, tmp_path, monkeypatch):
+    """Runs with --record into a scratch folder, so the chapter's recorded-results section draws them too."""
+    monkeypatch.setenv("REPRO_RECORDED_DIR", str(tmp_path / "recorded"))
+    out = run_chapter(name, "smoke", output=tmp_path / f"{name}.ipynb", record=True)
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]
@@ -45,6 +47,9 @@ def test_chapter_runs_at_smoke_through_the_runner(name, tmp_path):
     html = "".join(o["data"].get("text/html", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []) if "data" in o)
     assert "commit" in html and "device" in html  # the provenance table is on the page
+    markdown = "".join(o["data"].get("text/markdown", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.get("outputs", []) if "data" in o)
+    assert "**recorded on CPU" in markdown  # the recorded run is drawn, labelled with its device
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # A convex counterexample: early stopping makes the schedule matter
 #
-# **Claim** (course report, seed 003, section 4): even on a strongly convex problem, two parameter vectors
+# **Claim** (a course report replicating Li et al. and Keskar et al., section 4): even on a strongly convex problem, two parameter vectors
 # with the *same* train loss can have *different* population losses when the data under-sample the
 # distribution; so an early-stopped run's learning-rate schedule, which decides *where* on the train loss's
 # level set it stops, can change generalization. The report shows it exactly on a 2-D example with three
@@ -182,7 +182,7 @@ exact = pd.DataFrame(result.data["exact"]).rename(columns={
     "small_lr_limit": "small-LR GD limit / eps"})
 display(exact)
 split = next(r for r in result.data["exact"] if (r["n1"], r["n2"]) == (2, 1))
-# The report's two cases (seed 003, section 4.2): 0.75 eps and 1.5 eps.
+# The report's two cases (section 4.2): 0.75 eps and 1.5 eps.
 assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop_over_eps"], 1.5)
 
 # %% [markdown]

@@ -33,7 +33,7 @@
 #
 # The paper's Figure 5 trains PreResNet-32 on CIFAR-10 with five different LR/WD schedules for 500 epochs, then
 # the same $(\eta,\lambda)$ to epoch 1000: the runs reach the same accuracy, norm and effective LR, and about 95%
-# test accuracy after the LR is decayed and weight decay removed. The NeurIPS reviewers (seed 001) asked for
+# test accuracy after the LR is decayed and weight decay removed. The NeurIPS reviewers asked for
 # measurements of the $\sqrt{10}$ recovery and of steps-to-equilibrium against $1/\lambda_e$, and what momentum,
 # batch size, a drop before equilibrium and the size of the first learning rate do.
 #
@@ -94,7 +94,8 @@ from IPython.display import Markdown, display
 
 from repro.experiments import intrinsic_lr
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table
+from repro.report import params_table, provenance_table, recorded_summary
+from repro.store import recorded_results
 
 params = intrinsic_lr.Params.from_namespace(globals())
 result = intrinsic_lr.run(params)
@@ -201,31 +202,37 @@ ax.legend(fontsize=7, loc="upper right")
 # the $G^2$ measured in the same window, since $G$ of a real network changes as it learns.
 
 # %% tags=["hide-input"]
+def drop_figure(D, lam_e, lr_drop):
+    """The LR-drop run: angular update, norm and effective LR of every scale-invariant layer."""
+    dr = D["drop"]
+    n = dr["main"]["norms"]
+    step = np.array(n["step"])
+    lrs, wds = np.array(n["lr"]), np.array(n["weight_decay"])
+    fig, axes = figure(ncols=3, width=4.3)
+    for i, g in enumerate(n["angular"]):
+        c = RUNS[i % 8]
+        axes[0].plot(step, n["angular"][g], color=c, lw=1, label=f"{g} (measured)")
+        sq, g2 = np.array(n["sq_norm"][g]), np.array(n["grad_sq"][g])
+        axes[1].plot(step, sq, color=c, lw=1, label=f"{g} (measured)")
+        axes[1].plot(step, np.sqrt(lrs * g2 / (wds * (2 - lrs * wds))), "--", color=c, lw=0.8,
+                     label=f"{g}: prediction with measured G^2")
+        axes[2].plot(step, n["effective_lr"][g], color=c, lw=1, label=g)
+    pre, post = math.sqrt(2 * lam_e), math.sqrt(2 * lam_e / lr_drop)
+    axes[0].hlines([pre, post], [0, dr["drop_step"]], [dr["drop_step"], step[-1]], colors=PALETTE["reference"],
+                   linestyles="--", label=f"sqrt(2 lambda_e) ({SRC})")
+    axes[0].hlines(pre / lr_drop, dr["drop_step"], step[-1], colors=PALETTE["reference"], linestyles=":",
+                   label=f"old level / {lr_drop:g}")
+    for ax in axes:
+        ax.axvline(dr["drop_step"], color="k", lw=0.8)
+        ax.legend(fontsize=6)
+    axes[0].set(yscale="log", xlabel="step", ylabel="angular update (rad / step)", title="Angular update")
+    axes[1].set(yscale="log", xlabel="step", ylabel=r"$\|w\|^2$", title="Weight norm")
+    axes[2].set(yscale="log", xlabel="step", ylabel=r"$\eta/\|w\|^2$", title="Effective LR")
+
+
 dr = D["drop"]
 main = dr["main"]
-n = main["norms"]
-step = np.array(n["step"])
-lrs, wds = np.array(n["lr"]), np.array(n["weight_decay"])
-fig, axes = figure(ncols=3, width=4.3)
-for i, g in enumerate(n["angular"]):
-    c = RUNS[i % 8]
-    axes[0].plot(step, n["angular"][g], color=c, lw=1, label=f"{g} (measured)")
-    sq, g2 = np.array(n["sq_norm"][g]), np.array(n["grad_sq"][g])
-    axes[1].plot(step, sq, color=c, lw=1, label=f"{g} (measured)")
-    axes[1].plot(step, np.sqrt(lrs * g2 / (wds * (2 - lrs * wds))), "--", color=c, lw=0.8,
-                 label=f"{g}: prediction with measured G^2")
-    axes[2].plot(step, n["effective_lr"][g], color=c, lw=1, label=g)
-pre, post = math.sqrt(2 * lam_e), math.sqrt(2 * lam_e / lr_drop)
-axes[0].hlines([pre, post], [0, dr["drop_step"]], [dr["drop_step"], step[-1]], colors=PALETTE["reference"],
-               linestyles="--", label=f"sqrt(2 lambda_e) ({SRC})")
-axes[0].hlines(pre / lr_drop, dr["drop_step"], step[-1], colors=PALETTE["reference"], linestyles=":",
-               label=f"old level / {lr_drop:g}")
-for ax in axes:
-    ax.axvline(dr["drop_step"], color="k", lw=0.8)
-    ax.legend(fontsize=6)
-axes[0].set(yscale="log", xlabel="step", ylabel="angular update (rad / step)", title="Angular update")
-axes[1].set(yscale="log", xlabel="step", ylabel=r"$\|w\|^2$", title="Weight norm")
-axes[2].set(yscale="log", xlabel="step", ylabel=r"$\eta/\|w\|^2$", title="Effective LR")
+drop_figure(D, lam_e, lr_drop)
 
 
 def summary_table(s, label):
@@ -478,6 +485,22 @@ verdict = [
     f"the drop came from first LR {best_first['lr_first']:g} ({best_first['best_after']:.3f}).",
 ]
 display(Markdown("\n".join(verdict)))
+
+# %% [markdown]
+# ## Recorded at a larger scale
+# Where a larger run of this chapter (the `paper` preset, on a GPU) has been recorded with `--record`, its
+# headline numbers and LR-drop figure are drawn below from the recorded file, beside this page's.
+
+# %% tags=["hide-input"]
+recorded = recorded_results("intrinsic_lr", intrinsic_lr.VERSION)
+display(Markdown(recorded_summary(recorded, "intrinsic_lr")))
+current = [r for r in recorded if not r.stale]
+if current:
+    rec = current[0].result
+    display(Markdown(f"**{current[0].label}**"))
+    display(pd.DataFrame({"this page": M, "recorded": rec.metrics}))
+    rec_lam_e = rec.config["lr"] * rec.config["weight_decay"]
+    drop_figure(rec.data, rec_lam_e, rec.config["lr_drop"])
 
 # %% [markdown]
 # **Scale.** The `book` preset uses a BN MLP on a few thousand MNIST images and a large $\lambda_e$ so that

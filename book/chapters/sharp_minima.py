@@ -22,7 +22,7 @@
 # \mathcal C_\epsilon=\{y: |y_i|\le\epsilon(|(A^+x)_i|+1)\},$$
 #
 # with $A=I$ (the full space) or a random $n\times p$ matrix, $p=100$, and the maximum taken inexactly by 10
-# iterations of L-BFGS-B. Sources: the paper's tables as the course report quotes them (seed 003, section 2.2);
+# iterations of L-BFGS-B. Sources: the paper's tables as the course report quotes them (section 2.2);
 # the official code `keskarnitish/large-batch-training` (networks, Adam, SB 256 / LB 5000, the parametric plot;
 # its sharpness code was never released, issue #9); everything is collected in `refs/papers.md` section 2, where
 # the paper's numbers are marked UNVERIFIED against the PDF.
@@ -288,7 +288,7 @@ def rescaling_table(r):
 # %% [markdown]
 # ## 1. Small vs large batch: accuracy (the paper's Table 2)
 # Mean ± standard deviation over `seeds` runs; the SB and LB runs of one seed start from the same
-# initialisation. "Paper" columns: {cite}`keskar2017large` Table 2 as quoted in seed 003 §2.2.3 (UNVERIFIED
+# initialisation. "Paper" columns: {cite}`keskar2017large` Table 2 as quoted in the course report §2.2.3 (UNVERIFIED
 # against the PDF). The paper trained until its own stopping rule (not in the released code; the official Keras
 # script uses 20 epochs); at `book` scale both batch sizes get the same few epochs, so the large batch makes
 # `large_batch_fraction`/`batch_size` times fewer updates; the train accuracy column shows how far each got.
@@ -351,7 +351,7 @@ curv = {net: curvature_along_line(result, net) for net in nets_of(result)}
 
 # %% [markdown]
 # ## 4. Other optimizers on F1 (the course report's extension)
-# The report (seed 003 §3.2) re-ran F1 with SGD and Adagrad and found the same direction of the gap for SGD
+# The course report (§3.2) re-ran F1 with SGD and Adagrad and found the same direction of the gap for SGD
 # (its Adagrad LB run did not finish). Here: `extension_seeds` runs per batch size, the same epochs and data as
 # the Adam runs, constant learning rates `lr_sgd` and `lr_adagrad` (the report gives none); sharpness in the
 # random subspace only (the full-space maximisation is the expensive part; see the cost table).

@@ -1,6 +1,6 @@
 """A convex counterexample: early-stopped gradient descent on under-sampled 2-D linear regression.
 
-Source: the course report (seed 003, section 4). With few samples the train loss's level sets are not the
+Source: the course report, section 4. With few samples the train loss's level sets are not the
 population loss's, so two points with the same train loss can have different population losses, and the
 learning-rate schedule decides which one early-stopped gradient descent reaches.
 
@@ -24,12 +24,12 @@ from repro.store import Result, Store
 
 VERSION = 1
 
-# The report's own 10-run table (seed 003, section 4.3): test RMSE at train loss 0.1,
+# The report's own 10-run table (course report, section 4.3): test RMSE at train loss 0.1,
 # small LR 0.01 throughout vs large LR 0.1 then 0.01. Reference values, not our results.
 REPORT_RMSE_SMALL = [0.237, 0.242, 0.236, 0.229, 0.244, 0.254, 0.217, 0.249, 0.266, 0.22]
 REPORT_RMSE_ANNEAL = [0.217, 0.228, 0.233, 0.231, 0.211, 0.249, 0.235, 0.251, 0.243, 0.213]
 REPORT_AVERAGES = {"small": 0.2394, "anneal": 0.2311}
-REPORT_SOURCE = "course report (seed 003), section 4.3"
+REPORT_SOURCE = "course report, section 4.3"
 
 
 @dataclasses.dataclass(frozen=True)

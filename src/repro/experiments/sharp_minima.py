@@ -41,9 +41,9 @@ from repro.train.loop import channel_stats, constant, evaluate, normalize, train
 VERSION = 1
 
 # Keskar et al. 2017, Table 2 (accuracy, %, mean +- std over 5 runs) and Table 3 (Metric 2.1, full space), as
-# quoted by the course report (seed 003, section 2.2.3) and recalled in refs/papers.md section 2b, where they
+# quoted by the course report (section 2.2.3) and recalled in refs/papers.md section 2b, where they
 # are marked UNVERIFIED against the paper's PDF. References only, never our results.
-PAPER_SOURCE = "Keskar et al. 2017, Tables 2-3, as quoted in seed 003 §2.2.3 (UNVERIFIED against the PDF)"
+PAPER_SOURCE = "Keskar et al. 2017, Tables 2-3, as quoted in the course report §2.2.3 (UNVERIFIED against the PDF)"
 PAPER_ACCURACY = {  # net: (SB train, LB train, SB test, LB test), each (mean, std)
     "F1": ((99.66, 0.05), (99.92, 0.01), (98.03, 0.07), (97.81, 0.07)),
     "F2": ((99.99, 0.03), (98.35, 2.08), (64.02, 0.2), (59.45, 1.05)),
@@ -60,9 +60,9 @@ PAPER_SHARPNESS = {  # net: (SB eps 1e-3, LB eps 1e-3, SB eps 5e-4, LB eps 5e-4)
     "C3": ((29.85, 5.98), (258.75, 8.96), (8.56, 0.99), (105.11, 13.22)),
     "C4": ((12.83, 3.84), (421.84, 36.97), (4.07, 0.87), (109.35, 16.57)),
 }
-# Course report (seed 003, section 3.2): F1 test accuracy with other optimizers (one run each).
+# Course report (section 3.2): F1 test accuracy with other optimizers (one run each).
 REPORT_OPTIMIZERS = {"adam": (98.03, 97.81), "sgd": (97.82, 96.97), "adagrad": (97.95, math.nan)}
-REPORT_SOURCE = "course report (seed 003), section 3.2"
+REPORT_SOURCE = "course report, section 3.2"
 
 # network -> (dataset, model constructor)
 NETWORKS = {"F1": ("mnist", F1), "C1": ("cifar10", C1), "C2": ("cifar10", C2),
