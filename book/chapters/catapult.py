@@ -78,8 +78,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import catapult
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, recorded_summary
-from repro.store import recorded_results
+from repro.report import params_table, provenance_table, show_recorded
 
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # raised inside torch on import, not ours
 params = catapult.Params.from_namespace(globals())
@@ -488,15 +487,11 @@ display(Markdown("\n".join(verdict)))
 # recorded with `--record`, the network figures are drawn from the recorded file below.
 
 # %% tags=["hide-input"]
-recorded = recorded_results("catapult_nets", catapult.VERSION)
-display(Markdown(recorded_summary(recorded, "catapult")))
-current = [r for r in recorded if not r.stale]
-if current:
-    rec = current[0].result
-    display(Markdown(f"**{current[0].label}**"))
-    display(net_edges_table(rec))
-    net_phase_figure(rec)
-    accuracy_figure(rec)
+rec = show_recorded("catapult_nets", catapult.VERSION, "catapult")
+if rec:
+    display(net_edges_table(rec.result))
+    net_phase_figure(rec.result)
+    accuracy_figure(rec.result)
 
 # %% [markdown]
 # ## How these numbers were made
@@ -504,4 +499,4 @@ if current:
 # %% tags=["hide-input"]
 display(provenance_table({"uv model (this page)": uvr, "networks (this page)": nets,
                           "deep linear (this page)": linear,
-                          **{f"networks ({r.label})": r.result for r in current[:1]}}))
+                          **{f"networks ({r.label})": r.result for r in [rec] if r}}))

@@ -13,7 +13,8 @@
 # %% [markdown]
 # # A convex counterexample: early stopping makes the schedule matter
 #
-# **Claim** (a course report replicating Li et al. and Keskar et al., section 4): even on a strongly convex problem, two parameter vectors
+# **Claim** (a course report replicating Li et al. and Keskar et al., section 4): even on a strongly convex problem,
+# two parameter vectors
 # with the *same* train loss can have *different* population losses when the data under-sample the
 # distribution; so an early-stopped run's learning-rate schedule, which decides *where* on the train loss's
 # level set it stops, can change generalization. The report shows it exactly on a 2-D example with three
@@ -52,8 +53,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import convex
 from repro.plotting import LABELS, PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, recorded_summary
-from repro.store import recorded_results
+from repro.report import params_table, provenance_table, show_recorded
 
 params = convex.Params.from_namespace(globals())
 result = convex.run(params)
@@ -293,19 +293,15 @@ display(Markdown("\n".join(verdict)))
 # recorded with `--record`, the same tables and figures are drawn from the recorded file below.
 
 # %% tags=["hide-input"]
-recorded = recorded_results("convex", convex.VERSION)
-display(Markdown(recorded_summary(recorded, "convex")))
-current = [r for r in recorded if not r.stale]
-if current:
-    rec = current[0].result
-    display(Markdown(f"**{current[0].label}**"))
-    display(*schedule_tables(rec))
-    curvature_figure(rec)
-    sweep_figure(rec)
+rec = show_recorded("convex", convex.VERSION, "convex")
+if rec:
+    display(*schedule_tables(rec.result))
+    curvature_figure(rec.result)
+    sweep_figure(rec.result)
 
 # %% [markdown]
 # ## How these numbers were made
 
 # %% tags=["hide-input"]
 display(provenance_table({"convex (this page)": result,
-                          **{f"convex ({r.label})": r.result for r in current[:1]}}))
+                          **{f"convex ({r.label})": r.result for r in [rec] if r}}))

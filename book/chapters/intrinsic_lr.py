@@ -94,8 +94,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import intrinsic_lr
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, recorded_summary
-from repro.store import recorded_results
+from repro.report import params_table, provenance_table, show_recorded
 
 params = intrinsic_lr.Params.from_namespace(globals())
 result = intrinsic_lr.run(params)
@@ -492,15 +491,11 @@ display(Markdown("\n".join(verdict)))
 # headline numbers and LR-drop figure are drawn below from the recorded file, beside this page's.
 
 # %% tags=["hide-input"]
-recorded = recorded_results("intrinsic_lr", intrinsic_lr.VERSION)
-display(Markdown(recorded_summary(recorded, "intrinsic_lr")))
-current = [r for r in recorded if not r.stale]
-if current:
-    rec = current[0].result
-    display(Markdown(f"**{current[0].label}**"))
-    display(pd.DataFrame({"this page": M, "recorded": rec.metrics}))
-    rec_lam_e = rec.config["lr"] * rec.config["weight_decay"]
-    drop_figure(rec.data, rec_lam_e, rec.config["lr_drop"])
+rec = show_recorded("intrinsic_lr", intrinsic_lr.VERSION, "intrinsic_lr")
+if rec:
+    display(pd.DataFrame({"this page": M, "recorded": rec.result.metrics}))
+    rec_lam_e = rec.result.config["lr"] * rec.result.config["weight_decay"]
+    drop_figure(rec.result.data, rec_lam_e, rec.result.config["lr_drop"])
 
 # %% [markdown]
 # **Scale.** The `book` preset uses a BN MLP on a few thousand MNIST images and a large $\lambda_e$ so that

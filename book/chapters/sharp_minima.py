@@ -83,8 +83,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import sharp_minima
 from repro.plotting import LABELS, PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, recorded_summary
-from repro.store import recorded_results
+from repro.report import params_table, provenance_table, show_recorded
 
 params = sharp_minima.Params.from_namespace(globals())
 result = sharp_minima.run(params)
@@ -453,21 +452,17 @@ display(Markdown("\n".join(lines)))
 # drawn from the recorded file below.
 
 # %% tags=["hide-input"]
-recorded = recorded_results("sharp_minima", sharp_minima.VERSION)
-display(Markdown(recorded_summary(recorded, "sharp_minima")))
-current = [r for r in recorded if not r.stale]
-if current:
-    rec = current[0].result
-    display(Markdown(f"**{current[0].label}**"))
-    display(accuracy_table(rec), sharpness_table(rec), ratio_table(rec))
-    interpolation_figure(rec)
+rec = show_recorded("sharp_minima", sharp_minima.VERSION, "sharp_minima")
+if rec:
+    display(accuracy_table(rec.result), sharpness_table(rec.result), ratio_table(rec.result))
+    interpolation_figure(rec.result)
 
 # %% [markdown]
 # ## How these numbers were made
 
 # %% tags=["hide-input"]
 parts = {f"{k} (this page)": result for k in ["sharp_minima"]}
-display(provenance_table({**parts, **{f"sharp_minima ({r.label})": r.result for r in current[:1]}}))
+display(provenance_table({**parts, **{f"sharp_minima ({r.label})": r.result for r in [rec] if r}}))
 display(pd.DataFrame([{"part": k, "store key": f"{v['experiment']}/{v['key']}", "loaded from store": v["cached"],
                        "device": v["provenance"]["device"], "wall time (s)": v["provenance"]["wall_time_s"]}
                       for k, v in result.data["parts"].items()]).set_index("part"))

@@ -38,3 +38,18 @@ def recorded_summary(recorded: list, chapter: str) -> str:
     if all(r.stale for r in recorded):
         lines.append(f"\nEvery recorded result is stale; {command} records a current one.")
     return "\n".join(lines)
+
+
+def show_recorded(experiment: str, version: int, chapter: str):
+    """In a chapter: say what recorded results of `experiment` exist (or how to make one), and return the
+    newest current one (a repro.store.Recorded, its label already shown), or None."""
+    from IPython.display import Markdown, display
+
+    from repro.store import recorded_results
+
+    recorded = recorded_results(experiment, version)
+    display(Markdown(recorded_summary(recorded, chapter)))
+    current = next((r for r in recorded if not r.stale), None)
+    if current is not None:
+        display(Markdown(f"**{current.label}**"))
+    return current
