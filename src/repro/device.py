@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -44,3 +46,17 @@ def device_name(device: torch.device | str | None = None) -> str:
     except OSError:
         pass
     return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Run a block with n CPU threads (None: unchanged). Tiny models gain nothing from a second thread and lose
+    much when the cores are shared, since threads spin waiting for each other; sums may then differ in the last
+    bits from a run with more threads."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

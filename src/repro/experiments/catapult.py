@@ -17,7 +17,6 @@ Learning rates are given as eta * lambda0 throughout.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 from repro import params as P
 from repro.data import load_dataset
-from repro.device import get_device
+from repro.device import get_device, num_threads
 from repro.metrics.hessian import functional, hessian_top_eigenvalue, ntk_top_eigenvalue
 from repro.models import uv
 from repro.models.ntk import NTKMLP, NTKConvNet
@@ -105,18 +104,6 @@ class Params(P.Params):
 
 def resolve_device(p: Params) -> torch.device:
     return get_device(p.device)
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Tiny tensors (the uv model, the deep linear nets): one CPU thread, since waking a second costs more than
-    it saves, and much more on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def lr_grid(low_side: int, high_side: int, top: float, edge: float) -> np.ndarray:
@@ -507,7 +494,7 @@ def linear_sweep(kind: str, p: Params, device: torch.device) -> dict:
 
 def linear_experiment(p: Params) -> dict:
     device = resolve_device(p)
-    with one_thread():
+    with num_threads(1):
         out = {kind: linear_sweep(kind, p, device) for kind in DATA_KINDS}
     return {"metrics": {kind: out[kind]["summary"] for kind in DATA_KINDS}, "data": out}
 
@@ -540,7 +527,7 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
         config = {k: cfg[k] for k in fields}
         return store.run(name, VERSION, config, lambda: fn(p), device=dev, force=force)
 
-    with one_thread():
+    with num_threads(1):
         uv_result = sub("catapult_uv", UV_FIELDS, uv_experiment, "cpu")
     return Results(uv=uv_result,
                    nets=sub("catapult_nets", NET_FIELDS, nets_experiment, device),

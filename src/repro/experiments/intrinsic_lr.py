@@ -13,7 +13,6 @@ Three kinds of runs, each stored separately so that each is cached on its own:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 
@@ -22,7 +21,7 @@ import torch
 
 from repro import params as P
 from repro.data import VisionData, load_dataset
-from repro.device import get_device
+from repro.device import get_device, num_threads
 from repro.metrics.norms import NormTracker, approx_angular_update, equilibrium_angular_update, relaxation_steps
 from repro.models.bn import BNMLP, BNConvNet
 from repro.models.preresnet import preresnet32
@@ -556,7 +555,7 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
 
     def compute() -> dict:
-        with _threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
+        with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
             return _compute()
 
     def _compute() -> dict:
@@ -575,20 +574,6 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
         return {"metrics": _metrics(p, data), "data": data}
 
     return store.run("intrinsic_lr", VERSION, config, compute, device=device, force=force)
-
-
-@contextlib.contextmanager
-def _threads(n: int | None):
-    """A small MLP gains little from a second CPU thread and loses much when the cores are shared with other
-    jobs (threads spin waiting for each other), so its runs use one thread (sums may then differ in the last
-    bits from a run with more threads)."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _metrics(p: Params, d: dict) -> dict:
