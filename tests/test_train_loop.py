@@ -145,3 +145,19 @@ def test_fast_path_is_off_on_cpu_and_can_be_forced():
     m = make_model()
     h = loop.train(m, data, steps=4, batch_size=16, schedule=loop.constant(0.1, 0.0), seed=0, fast=True)
     assert math.isfinite(h.train_loss[-1])  # bf16 autocast on the CPU still trains
+
+
+def test_transform_sees_each_normalised_batch_with_its_indices():
+    data = toy_data(96)
+    seen = []
+
+    def transform(x, idx, gen):
+        seen.append(idx.clone())
+        assert x.dtype == torch.float32 and abs(float(x.mean())) < 1.5  # normalised, not raw uint8
+        return torch.zeros_like(x)  # the model sees only what the transform returns
+
+    m = make_model()
+    h = loop.train(m, data, steps=6, batch_size=32, schedule=loop.constant(0.1, 0.0), seed=0, momentum=0.9,
+                   nesterov=True, transform=transform, test_data=data)
+    assert sorted(torch.cat(seen[:3]).tolist()) == list(range(96))  # one epoch = one permutation
+    assert h.test_acc[-1] < 0.6  # trained on blanks, it cannot have learned the classes

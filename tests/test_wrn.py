@@ -37,3 +37,18 @@ def test_set_act_noise_reaches_every_preactivation():
     model.eval()
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(model(x), model(x))  # evaluation is clean
+
+
+def test_noise_on_features_is_one_vector_shared_by_the_batch():
+    from repro.models.wrn import NoisyMLP
+    noise = ActNoise()
+    noise.std = 0.4
+    out = noise(torch.zeros(8, 16))
+    assert torch.equal(out, out[:1].expand(8, 16)) and out.std() > 0.1
+    noise.shared = False
+    out = noise(torch.zeros(8, 16))
+    assert not torch.allclose(out[0], out[1])
+    model = NoisyMLP(width=32)
+    set_act_noise(model, 0.4)
+    assert model(torch.zeros(4, 3, 32, 32)).shape == (4, 10)
+    assert sum(isinstance(m, ActNoise) for m in model.modules()) == 2

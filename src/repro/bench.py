@@ -23,7 +23,7 @@ from repro.data import VisionData
 from repro.device import device_name, get_device
 from repro.models.keskar import C1, F1
 from repro.models.preresnet import preresnet32
-from repro.models.wrn import WideResNet
+from repro.models.wrn import WideResNet, set_act_noise
 from repro.train.loop import constant, train
 
 # name -> (constructor, input shape C, H, W)
@@ -33,7 +33,13 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
     "PreResNet-32": (preresnet32, (3, 32, 32)),
     "WRN-16-4": (lambda: WideResNet(16, 4), (3, 32, 32)),
     "WRN-16-10": (lambda: WideResNet(16, 10), (3, 32, 32)),
+    "WRN-16-10+noise": (lambda: _noisy(WideResNet(16, 10)), (3, 32, 32)),  # Li et al.'s pre-activation noise
 }
+
+
+def _noisy(model: nn.Module, std: float = 0.4) -> nn.Module:
+    set_act_noise(model, std)
+    return model
 
 # Dense peak FLOP/s by GPU name (bf16 tensor cores, no sparsity), from the vendors' data sheets.
 GPU_PEAK_FLOPS = {"H100 SXM": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12}

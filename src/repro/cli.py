@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--no-render", action="store_true", help="execute chapters but do not render HTML")
     build.add_argument("--force", action="store_true", help="recompute results even if stored")
     bench = sub.add_parser("bench", help="training throughput of the book's loop vs a papers'-style loop")
-    bench.add_argument("--models", nargs="*", default=None, help="default: all (F1 C1 PreResNet-32 WRN-16-4 WRN-16-10)")
+    bench.add_argument("--models", nargs="*", default=None, help="default: every model of repro.bench.MODELS")
     bench.add_argument("--batch-size", type=int, default=128)
     bench.add_argument("--steps", type=int, default=20, help="timed SGD steps per loop")
     bench.add_argument("--warmup", type=int, default=3)

@@ -40,6 +40,7 @@ CHAPTERS = {c.name: c for c in [
     Chapter("sharp_minima", "Sharp minima: small vs large batch, the sharpness metric and the 1-D interpolation"),
     Chapter("catapult", "The catapult phase: large learning rates, a loss spike and a flatter minimum"),
     Chapter("intrinsic_lr", "The intrinsic learning rate: scale invariance, weight decay and equilibrium"),
+    Chapter("learning_order", "Learning order: a large initial learning rate, a small one, and noise"),
     Chapter("convex", "A convex counterexample: early stopping and the learning-rate schedule"),
 ]}
 

@@ -28,7 +28,8 @@ class ActNoise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.std == 0.0:
             return x
-        shape = x.shape[-2:] if self.shared else x.shape
+        # shared: one map over the spatial dims of NCHW input, one vector over the features of (N, F) input
+        shape = (x.shape[-2:] if x.ndim == 4 else x.shape[-1:]) if self.shared else x.shape
         buf = self._noise
         if buf is None or buf.shape != shape or buf.device != x.device or buf.dtype != x.dtype:
             buf = self._noise = torch.empty(shape, device=x.device, dtype=x.dtype)
@@ -36,9 +37,9 @@ class ActNoise(nn.Module):
 
 
 class BNNoiseReLU(nn.Module):
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, norm: type[nn.Module] = nn.BatchNorm2d):
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels)
+        self.bn = norm(channels)
         self.noise = ActNoise()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,3 +102,20 @@ def set_act_noise(model: nn.Module, std: float, shared: bool = True) -> None:
     for m in model.modules():
         if isinstance(m, ActNoise):
             m.std, m.shared = float(std), shared
+
+
+
+class NoisyMLP(nn.Module):
+    """A fully connected net with the same Linear-BN-noise-ReLU units, for CPU-sized runs of Li et al.'s
+    experiments: `depth` hidden layers of `width` units on the flattened image, then a linear readout. Its
+    noise map is one vector per layer per step, shared across the batch."""
+
+    def __init__(self, width: int = 512, depth: int = 2, num_classes: int = 10, in_features: int = 3 * 32 * 32):
+        super().__init__()
+        dims = [in_features] + [width] * depth
+        self.hidden = nn.Sequential(*(nn.Sequential(nn.Linear(a, b, bias=False), BNNoiseReLU(b, nn.BatchNorm1d))
+                                      for a, b in zip(dims[:-1], dims[1:], strict=True)))
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.hidden(x.flatten(1)))

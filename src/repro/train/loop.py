@@ -21,6 +21,8 @@ from repro.data import VisionData
 
 # step -> (learning rate, weight decay) for that step
 Schedule = Callable[[int], tuple[float, float]]
+# (normalised batch, its indices into the training set, the loop's CPU generator) -> batch
+Transform = Callable[[torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
 
 def constant(lr: float, weight_decay: float) -> Schedule:
@@ -119,15 +121,17 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
           eval_every: int = 0, on_step: Callable[[StepInfo], None] | None = None,
           on_epoch: Callable[[int, nn.Module], None] | None = None, augment: bool = False,
           stats: tuple[torch.Tensor, torch.Tensor] | None = None, progress: str | None = None,
-          optimizer: str = "sgd", fast: bool | None = None, compile: bool = False,
-          checkpoint: Checkpoint | None = None) -> History:
+          optimizer: str = "sgd", nesterov: bool = False, fast: bool | None = None, compile: bool = False,
+          checkpoint: Checkpoint | None = None, transform: Transform | None = None) -> History:
     """Train `model` (already on the data's device) for `steps` SGD steps of `batch_size` examples.
 
     Each epoch is one permutation of the training set (the last incomplete batch is dropped, so every step sees
     `batch_size` examples). `schedule(step)` gives (lr, weight_decay) for each step; weight decay is torch's
     coupled L2 term, applied to every parameter. Evaluations (every `eval_every` steps and at the end) use
     `test_data` and, if given, `train_eval_data`, in eval mode. `progress` is a tqdm description (None: quiet).
-    `optimizer` is "sgd" (with `momentum`), "adam" or "adagrad" (torch's defaults otherwise).
+    `optimizer` is "sgd" (with `momentum`, Nesterov's if `nesterov`), "adam" or "adagrad" (torch's defaults
+    otherwise). `transform(x, idx, generator)` edits each normalised (and augmented) batch `x` of training
+    examples `idx` before the forward pass, e.g. to write a patch into it.
 
     `fast` (default: on CUDA only) runs the forward and the loss under bf16 autocast, where BatchNorm stays in
     fp32, with conv nets in channels_last; evaluation stays fp32. `compile` wraps the model in torch.compile.
@@ -142,7 +146,7 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
     gen = torch.Generator().manual_seed(seed)
     lr0, wd0 = schedule(0)
     if optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=momentum, weight_decay=wd0)
+        opt = torch.optim.SGD(model.parameters(), lr=lr0, momentum=momentum, weight_decay=wd0, nesterov=nesterov)
     elif optimizer in ("adam", "adagrad"):
         cls = torch.optim.Adam if optimizer == "adam" else torch.optim.Adagrad
         opt = cls(model.parameters(), lr=lr0, weight_decay=wd0)
@@ -197,6 +201,8 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
             for group in opt.param_groups:
                 group["lr"], group["weight_decay"] = lr, wd
             x = normalize(x, mean, std)
+            if transform is not None:
+                x = transform(x, idx, gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):

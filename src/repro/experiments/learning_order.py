@@ -1,0 +1,231 @@
+"""Learning order (Li, Wei, Ma 2019): the chapter's parameters, and the CIFAR-10 runs.
+
+The theory setting lives in learning_order_theory.py. Here: Li et al.'s three methods (large LR annealed, small
+LR, small LR with pre-activation noise switched off at the anneal epoch) as in their code (Nesterov SGD 0.9,
+weight decay 5e-4 on every parameter, batch 128, no augmentation, CIFAR normalisation constants), trained
+- on patch-augmented CIFAR-10 (data/patches.py), measuring per epoch the clean, patched and patch-only test
+  accuracy; with the i.i.d. noise as an ablation, and the official patch separation beside the book's;
+- on clean CIFAR-10 (the paper's table without augmentation), and on a fifth of the images (the replication's
+  10,000-vs-50,000 control).
+Each run is stored on its own (`learning_order_cifar`), so an interrupted chapter resumes at the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+from torch import nn
+
+from repro import params as P
+from repro.data import load_dataset
+from repro.data.patches import apply_patches, make_patches
+from repro.device import get_device
+from repro.experiments.learning_order_theory import TheoryParams, TheoryResults, run_theory
+from repro.models.wrn import NoisyMLP, WideResNet, set_act_noise
+from repro.store import Result, Store
+from repro.train.loop import constant, piecewise, train
+
+VERSION = 1
+
+# The official code's normalisation (train_util.py), in units of 1/255.
+CIFAR_MEAN = (125.3, 123.0, 113.9)
+CIFAR_STD = (63.0, 62.1, 66.7)
+OFFICIAL_PATCH_SEP = 0.1
+
+# method -> (initial LR, annealed at anneal_epoch, pre-activation noise, noise shared over batch and channels)
+METHODS = {
+    "large_lr": ("lr_large", True, False, True),
+    "small_lr": ("lr_small", False, False, True),
+    "small_lr_noise": ("lr_small", False, True, True),
+    "small_lr_noise_iid": ("lr_small", False, True, False),
+}
+METHOD_LABELS = {"large_lr": "large LR, annealed", "small_lr": "small LR", "small_lr_noise": "small LR + noise",
+                 "small_lr_noise_iid": "small LR + i.i.d. noise"}
+
+# Reported values (sources: refs/papers.md section 1; seed 003, Figure 3 and its replication tables).
+PAPER_CLEAN_TABLE = {"large_lr": 90.41, "small_lr_noise": 89.65, "small_lr": 84.93}  # WRN-16, no augmentation
+REPLICATION_PATCH_CLEAN = {"large_lr": 87.61, "small_lr": 69.89}  # clean accuracy after patch training
+REPLICATION_CONTROL = {"large_lr": (76.0, 90.0), "small_lr": (65.0, 83.0)}  # clean, 10,000 vs 50,000 images
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(TheoryParams):
+    network: str = P.param("mlp", "network of the CIFAR runs: mlp (2 hidden layers, for CPUs) or wrn (the paper's)",
+                           choices=("mlp", "wrn"))
+    width: int = P.param(512, "hidden units of the mlp, or the WRN widen factor (paper: 10)", ge=1)
+    wrn_depth: int = P.param(16, "WRN depth, 6n + 4 (paper: 16)", ge=10)
+    n_train: int = P.param(5000, "CIFAR-10 training images (a fixed random subset; paper: 50,000)", ge=256)
+    n_test: int = P.param(2000, "test images of each evaluation set (paper: 10,000 clean, 1,000 patch-only)",
+                          ge=100)
+    epochs: int = P.param(24, "training epochs (paper: 60)", ge=1)
+    anneal_epoch: int = P.param(12, "epoch at which the large LR is annealed and the noise switched off (paper: 30)",
+                                ge=1)
+    batch_size: int = P.param(128, "SGD batch size", ge=1)
+    lr_large: float = P.param(0.1, "large initial LR; annealed to lr_small, i.e. x0.04 as in the code", gt=0)
+    lr_small: float = P.param(0.004, "small LR, fixed", gt=0)
+    momentum: float = P.param(0.9, "Nesterov momentum", ge=0, lt=1)
+    weight_decay: float = P.param(5e-4, "L2 weight decay on every parameter", ge=0)
+    act_noise: float = P.param(0.4, "std of the pre-activation noise of the noisy small-LR method", gt=0)
+    act_noise_decay: float = P.param(1e-5, "factor on the noise at the anneal epoch (code: 1e-5, i.e. off)", ge=0,
+                                     le=1)
+    patch_sep: float = P.param(0.35, "half-width of the class patterns zeta_y ~ U[-sep, sep] (code: 0.1)", gt=0)
+    z_scale: float = P.param(1.25, "std of the shared patch component z (code: 1.25)", ge=0)
+    patch_size: int = P.param(7, "side of the square patch at the image centre (code: 7)", ge=1, le=32)
+    patch_prob: float = P.param(0.8, "fraction of training images that carry a patch (code: 0.8)", gt=0, le=1)
+    patch_only_prob: float = P.param(0.2, "of those, the chance per access of a patch-only image (code: 0.2)",
+                                     ge=0, le=1)
+    patch_only_scale: float = P.param(1.75, "zeta scale of patch-only images, times U(0, 1) (code: 1.75)", gt=0)
+    control_fraction: float = P.param(0.2, "training fraction of the control runs (replication: 10,000 / 50,000)",
+                                      gt=0, lt=1)
+    cifar_seeds: int = P.param(2, "seeds of every CIFAR run (data subset, patches, initialisation, batches)", ge=1)
+    iid_noise: bool = P.param(True, "also train the small LR with i.i.d. pre-activation noise on the patches")
+    official_patch: bool = P.param(True, "also train on the official patch separation when patch_sep differs")
+
+    PRESETS = {
+        "smoke": {**TheoryParams.PRESETS.get("smoke", {}), "width": 32, "n_train": 512, "n_test": 200, "epochs": 2,
+                  "anneal_epoch": 1, "batch_size": 64, "control_fraction": 0.5, "cifar_seeds": 1},
+        "paper": {**TheoryParams.PRESETS.get("paper", {}), "network": "wrn", "width": 10, "n_train": 50_000,
+                  "n_test": 10_000, "epochs": 60, "anneal_epoch": 30, "patch_sep": OFFICIAL_PATCH_SEP,
+                  "cifar_seeds": 1},
+    }
+
+    def check(self) -> None:
+        super().check()
+        if self.anneal_epoch >= self.epochs:
+            raise P.ConfigError(f"anneal_epoch ({self.anneal_epoch}) must come before the last epoch "
+                                f"(epochs = {self.epochs}).")
+        if self.lr_small >= self.lr_large:
+            raise P.ConfigError(f"lr_small ({self.lr_small}) must be smaller than lr_large ({self.lr_large}).")
+        if self.network == "wrn" and (self.wrn_depth - 4) % 6:
+            raise P.ConfigError(f"wrn_depth must be 6n + 4 (10, 16, 22, ...), got {self.wrn_depth}.")
+        if self.batch_size > round(self.control_fraction * self.n_train):
+            raise P.ConfigError(f"batch_size ({self.batch_size}) is larger than the control runs' training set "
+                                f"(control_fraction x n_train = {round(self.control_fraction * self.n_train)}).")
+
+
+# Fields every CIFAR run depends on; the patch fields only matter for patched runs.
+RUN_FIELDS = ("seed", "network", "width", "wrn_depth", "n_test", "epochs", "anneal_epoch", "batch_size",
+              "lr_large", "lr_small", "momentum", "weight_decay", "act_noise", "act_noise_decay")
+PATCH_FIELDS = ("z_scale", "patch_size", "patch_prob", "patch_only_prob", "patch_only_scale")
+
+
+def build_network(p: Params) -> nn.Module:
+    if p.network == "wrn":
+        return WideResNet(p.wrn_depth, p.width)
+    return NoisyMLP(p.width)
+
+
+def network_label(p: Params) -> str:
+    return f"WRN-{p.wrn_depth}-{p.width}" if p.network == "wrn" else f"MLP 3072-{p.width}-{p.width}-10"
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
+    """Accuracy on already normalised inputs, in eval mode (no noise); restores training mode."""
+    model.eval()
+    correct = sum(int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+                  for i in range(0, len(x), batch_size))
+    model.train()
+    return correct / len(x)
+
+
+def cifar_run(p: Params, method: str, n_train: int, patched: bool, patch_sep: float, seed: int,
+              device: torch.device) -> dict:
+    """One method on (patched or clean) CIFAR-10, evaluated after every epoch. The seed fixes the image subset,
+    the patches, the initialisation and the batches, so every method of one seed sees the same ones."""
+    lr_name, anneal, noisy, shared = METHODS[method]
+    gen = torch.Generator().manual_seed(seed)
+    train_set = load_dataset("cifar10", "train", device).subset(n_train, gen)
+    test = load_dataset("cifar10", "test", device).subset(p.n_test, gen)
+    mean = torch.tensor(CIFAR_MEAN, device=device).view(1, 3, 1, 1) / 255
+    std = torch.tensor(CIFAR_STD, device=device).view(1, 3, 1, 1) / 255
+    x_test = (test.x.float() / 255 - mean) / std
+    evals = {"clean": (x_test, test.y)}
+    transform = None
+    if patched:
+        patches = make_patches(10, 3, p.patch_size, p.z_scale, patch_sep, p.patch_only_prob, p.patch_only_scale,
+                               gen).to(device)
+        carries = (torch.rand(n_train, generator=gen) < p.patch_prob).to(device)
+        test_carries = (torch.rand(p.n_test, generator=gen) < p.patch_prob).to(device)
+        only_y = torch.randint(0, 10, (p.n_test,), generator=gen).to(device)
+        evals["patched"] = (apply_patches(x_test, test.y, patches, test_carries, gen), test.y)
+        evals["patch_only"] = (apply_patches(torch.zeros_like(x_test), only_y, patches, test_carries, gen,
+                                             only=True), only_y)
+
+        def transform(x, idx, g):
+            return apply_patches(x, train_set.y[idx], patches, carries[idx], g)
+
+    torch.manual_seed(seed)
+    model = build_network(p).to(device)
+    set_act_noise(model, p.act_noise if noisy else 0.0, shared)
+    per_epoch = n_train // p.batch_size
+    lr = getattr(p, lr_name)
+    schedule = (piecewise([(p.anneal_epoch * per_epoch, lr, p.weight_decay), (1, p.lr_small, p.weight_decay)])
+                if anneal else constant(lr, p.weight_decay))
+    curves: dict[str, list[float]] = {name: [] for name in evals}
+    curves["epoch_seconds"] = []
+    tick = [time.perf_counter()]
+
+    def on_epoch(epoch: int, m: nn.Module) -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        curves["epoch_seconds"].append(time.perf_counter() - tick[0])
+        for name, (x, y) in evals.items():
+            curves[name].append(accuracy(m, x, y))
+        if noisy and epoch == p.anneal_epoch:
+            set_act_noise(m, p.act_noise * p.act_noise_decay, shared)
+        tick[0] = time.perf_counter()
+
+    hist = train(model, train_set, steps=p.epochs * per_epoch, batch_size=p.batch_size, schedule=schedule,
+                 seed=seed, momentum=p.momentum, nesterov=True, stats=(mean, std), on_epoch=on_epoch,
+                 transform=transform, eval_every=per_epoch)
+    metrics = {f"final_{name}": curves[name][-1] for name in evals}
+    metrics["seconds_per_epoch"] = sum(curves["epoch_seconds"]) / len(curves["epoch_seconds"])
+    metrics["final_train_loss"] = hist.train_loss[-1]
+    return {"metrics": metrics, "data": {**curves, "train_loss": hist.train_loss}}
+
+
+@dataclasses.dataclass
+class Results:
+    """Each CIFAR entry maps a method to its runs, one per seed."""
+
+    theory: TheoryResults
+    patch: dict[str, list[Result]]  # on the patched data (patch_sep)
+    official_patch: dict[str, list[Result]]  # at the official separation (empty if patch_sep is it)
+    clean: dict[str, list[Result]]  # on n_train clean images
+    control: dict[str, list[Result]]  # on control_fraction x n_train clean images
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
+    """The theory part, then the CIFAR runs, most important first; each CIFAR run is stored on its own."""
+    store = store or Store()
+    device = get_device(p.device)
+    load_dataset("cifar10", "test", "cpu")  # missing data stops the chapter before any training
+    theory = run_theory(p, store, force)
+    cfg = p.to_dict()
+
+    def one(method: str, n_train: int, patched: bool, sep: float = OFFICIAL_PATCH_SEP) -> list[Result]:
+        runs = []
+        for seed in range(p.seed, p.seed + p.cifar_seeds):
+            config = {k: cfg[k] for k in RUN_FIELDS + (PATCH_FIELDS if patched else ())}
+            config |= {"seed": seed, "method": method, "n_train": n_train, "patched": patched}
+            if patched:
+                config["patch_sep"] = sep
+            runs.append(store.run("learning_order_cifar", VERSION, config,
+                                  lambda seed=seed: cifar_run(p, method, n_train, patched, sep, seed, device),
+                                  device=device, force=force))
+        return runs
+
+    main = ("large_lr", "small_lr", "small_lr_noise")
+    patch = {m: one(m, p.n_train, True, p.patch_sep) for m in main}
+    clean = {m: one(m, p.n_train, False) for m in main}
+    n_control = round(p.control_fraction * p.n_train)
+    control = {m: one(m, n_control, False) for m in ("large_lr", "small_lr")}
+    if p.iid_noise:
+        patch["small_lr_noise_iid"] = one("small_lr_noise_iid", p.n_train, True, p.patch_sep)
+    official = {}
+    if p.official_patch and p.patch_sep != OFFICIAL_PATCH_SEP:
+        official = {m: one(m, p.n_train, True) for m in ("large_lr", "small_lr")}
+    return Results(theory, patch, official, clean, control)

@@ -1,0 +1,147 @@
+import json
+import math
+
+import pytest
+import torch
+
+from repro.experiments import learning_order_theory as L
+from repro.params import ConfigError
+from repro.store import Store
+
+
+def _sample(n=20_000, p0=0.2, q0=0.3, d=50, gamma0=0.05, zq=5.0, zeta=1.0, seed=0):
+    w = L.w_star(d, seed)
+    x, y, kind = L.sample(n, p0, q0, d, gamma0, zq, zeta, w, torch.Generator().manual_seed(seed))
+    return x, y, kind, w, d
+
+
+def test_sampler_fractions_and_balanced_labels():
+    x, y, kind, _, _ = _sample()
+    n = len(y)
+    tol = 4 / math.sqrt(n)  # four standard errors of a fraction
+    assert abs((kind == 0).float().mean() - 0.2) < tol
+    assert abs((kind == 1).float().mean() - 0.3) < tol
+    assert abs((kind == 2).float().mean() - 0.5) < tol
+    assert abs((y == 1).float().mean() - 0.5) < tol
+    assert set(y.unique().tolist()) == {-1.0, 1.0}
+
+
+def test_p_component_has_margin_gamma0_and_unit_scale_noise():
+    x, y, kind, w, d = _sample()
+    x1, x2 = x[:, :d], x[:, d:]
+    has_p = kind != 1
+    assert (y[has_p] * (x1[has_p] @ w) >= 0.05 - 1e-6).all()  # y <w*, x1> >= gamma0
+    assert (x1[kind == 1] == 0).all() and (x2[kind == 0] == 0).all()
+    # z ~ N(0, I/d): |x1|^2 is about 1 + gamma0^2
+    assert abs(float((x1[has_p] ** 2).sum(1).mean()) - 1.0) < 0.05
+    # the half Gaussian: y <w*, z> = y <w*, x1> - gamma0 has the mean of |N(0, 1/d)|
+    along = (y[has_p] * (x1[has_p] @ w) - 0.05).mean()
+    assert abs(float(along) - math.sqrt(2 / math.pi / d)) < 0.01
+
+
+def test_q_component_lies_on_the_three_rays():
+    x, y, kind, _, d = _sample()
+    x2 = x[:, d:]
+    has_q = kind != 0
+    alpha = x2[has_q, 0] / 5.0  # the zq coordinate is alpha * |zq|
+    assert (alpha >= 0).all() and (alpha <= 1).all()
+    offset = x2[has_q, 1] / (alpha.clamp(min=1e-9) * 1.0)  # the zeta coordinate is alpha * b * |zeta|
+    pos, neg = y[has_q] > 0, y[has_q] < 0
+    assert torch.allclose(x2[has_q][pos, 1], torch.zeros(int(pos.sum())))  # Q_{+1}: x2 = alpha zq
+    assert torch.allclose(offset[neg].abs(), torch.ones(int(neg.sum())), atol=1e-4)  # Q_{-1}: alpha (zq +- zeta)
+    b = offset[neg].sign()
+    assert abs(float((b > 0).float().mean()) - 0.5) < 0.03
+    assert abs(float(alpha.mean()) - 0.5) < 0.01  # alpha ~ U[0, 1]
+
+
+def test_make_data_pads_with_zero_weight_and_balanced_test_kinds():
+    p = L.TheoryParams.resolve("smoke")
+    data = L.make_data(p, 0, 1.0, 0.0, n=30)
+    assert data.x.shape == (p.pq_n_train, p.pq_d + 2)
+    assert math.isclose(float(data.weight.sum()), 1.0, rel_tol=1e-6) and int((data.weight > 0).sum()) == 30
+    assert (data.kind == 0).all()
+    assert [int((data.kind_test == k).sum()) for k in range(3)] == [p.pq_n_test] * 3
+
+
+def test_a_dead_network_counts_as_chance_not_as_always_wrong():
+    assert L._correct(torch.tensor([1.0, -1.0, 0.0])).tolist() == [1.0, 0.0, 0.5]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_learning_order_small_lr_fits_q_first_large_lr_fits_p_only_first(seed):
+    """At smoke size, on every seed checked (0-3 when this test was written): S fits the Q-only training examples
+    before L-S anneals, while L-S has not fit them by then; L-S fits the P-only examples before S does."""
+    p = L.TheoryParams.resolve("smoke", {"seed": seed})
+    algos = L.algorithms(p)
+    data = L.make_data(p, seed, p.pq_p0, p.pq_q0)
+    ls, s = L.train_batch([(algos["L-S"], data), (algos["S"], data)], p, torch.device("cpu"), seed)
+    assert 0 <= s["fit_step_Q"] < ls["anneal_step"]
+    assert ls["fit_step_Q"] < 0 or ls["fit_step_Q"] > ls["anneal_step"]
+    assert 0 <= ls["fit_step_P"] < s["fit_step_P"]
+
+
+def test_a_run_does_not_depend_on_the_other_runs_in_its_batch():
+    """Without noise, training a run alone or in a batch beside another gives the same trajectory (the first
+    run's initial weights are the first draws of the batch's stream either way)."""
+    p = L.TheoryParams.resolve("smoke", {"pq_noise": 0.0, "pq_steps": 60, "pq_anneal_max": 30})
+    s = L.algorithms(p)["S"]
+    d0, d1 = L.make_data(p, 0, 0.2, 0.2), L.make_data(p, 1, 0.3, 0.1)
+    alone = L.train_batch([(s, d0)], p, torch.device("cpu"), 5)[0]
+    both = L.train_batch([(s, d0), (L.algorithms(p)["L-S"], d1)], p, torch.device("cpu"), 5)[0]
+    for key in ("train_loss", "acc_P", "margin_Q"):
+        assert alone["curves"][key] == pytest.approx(both["curves"][key], rel=1e-4, abs=1e-5)
+
+
+def test_run_theory_stores_json_and_loads_it_again(tmp_path):
+    p = L.TheoryParams.resolve("smoke", {"pq_steps": 40, "pq_anneal_max": 20})
+    store = Store(tmp_path)
+    first = L.run_theory(p, store)
+    assert not first.main.cached and not first.ablations.cached
+    assert first.main.experiment == "learning_order_theory"
+    assert first.ablations.experiment == "learning_order_theory_ablations"
+    json.dumps(first.main.to_json())
+    json.dumps(first.ablations.to_json())
+    m = first.main.metrics
+    assert set(m["algorithms"]) == set(L.ALGORITHMS)
+    assert len(m["algorithms"]["S"]["p_error_seeds"]) == p.pq_seeds
+    assert {r["p0"] for r in first.main.data["sweep"]} == set(p.p0_grid)
+    assert {r["lr_large"] for r in first.main.data["lr_sweep"]} == set(p.lr_large_grid)
+    groups = {r["group"] for r in first.ablations.metrics["table"]}
+    assert groups == {"noise", "loss", "single", "adam"}
+    assert all(0 <= r["p_error"] <= 1 for r in first.ablations.metrics["table"])
+    # configs hold only the fields each sub-experiment depends on
+    assert "pq_adam_lr_large" not in first.main.config and "pq_p0_grid" not in first.ablations.config
+    again = L.run_theory(p, store)
+    assert again.main.cached and again.ablations.cached
+    assert again.main.metrics == first.main.metrics
+    # an ablation-only parameter does not recompute the main experiment
+    other = L.run_theory(p.replace(pq_adam_lr_large=0.02), store)
+    assert other.main.cached and not other.ablations.cached
+
+
+def test_bad_parameters_stop_with_one_sentence():
+    with pytest.raises(ConfigError, match="pq_p0 \\+ pq_q0 .* must not exceed 1"):
+        L.TheoryParams.resolve("book", {"pq_p0": "0.7", "pq_q0": "0.5"})
+    with pytest.raises(ConfigError, match="pq_lr_small .* must be smaller than pq_lr_large"):
+        L.TheoryParams.resolve("book", {"pq_lr_small": "2.0"})
+    with pytest.raises(ConfigError, match="pq_anneal_max .* must be below pq_steps"):
+        L.TheoryParams.resolve("book", {"pq_anneal_max": "5000"})
+    with pytest.raises(ConfigError, match="pq_p0_grid must be comma-separated numbers"):
+        L.TheoryParams.resolve("book", {"pq_p0_grid": "0.1;0.2"})
+    with pytest.raises(ConfigError, match="every value of pq_p0_grid"):
+        L.TheoryParams.resolve("book", {"pq_p0_grid": "0.1,0.9"})
+    with pytest.raises(ConfigError, match="every value of pq_lr_large_grid .* must exceed pq_lr_small"):
+        L.TheoryParams.resolve("book", {"pq_lr_large_grid": "0.05,2"})
+    with pytest.raises(ConfigError, match="pq_adam_lr_small .* must be smaller than pq_adam_lr_large"):
+        L.TheoryParams.resolve("book", {"pq_adam_lr_small": "0.1"})
+    with pytest.raises(ConfigError, match="device must be one of"):
+        L.TheoryParams.resolve("book", {"device": "tpu"})
+    with pytest.raises(ConfigError, match="pq_gamma0 must be >= 0"):
+        L.TheoryParams.resolve("book", {"pq_gamma0": "-0.1"})
+
+
+def test_presets_resolve_and_every_field_but_seed_and_device_is_prefixed():
+    for preset in ("smoke", "book", "paper"):
+        L.TheoryParams.resolve(preset)
+    assert all(n.startswith("pq_") for n in L.TheoryParams.names() if n not in ("seed", "device"))
+    assert set(L.MAIN_FIELDS) | set(L.ABLATION_FIELDS) == set(L.TheoryParams.names())
