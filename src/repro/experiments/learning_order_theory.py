@@ -55,8 +55,11 @@ ALGORITHMS = ("L-S", "S", "S+noise")
 FIT_ACCURACY = 0.9
 
 
-def _grid(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
+def _grid(text: str, name: str = "grid", example: str = "0.05,0.1,0.2") -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise P.ConfigError(f"{name} must be comma-separated numbers such as '{example}'; got {text!r}.") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,19 +113,11 @@ class TheoryParams(P.Params):
         if self.pq_anneal_max >= self.pq_steps:
             raise P.ConfigError(f"pq_anneal_max ({self.pq_anneal_max}) must be below pq_steps ({self.pq_steps}), "
                                 f"or L-S might never run at the small learning rate.")
-        try:
-            grid = _grid(self.pq_p0_grid)
-        except ValueError:
-            raise P.ConfigError(f"pq_p0_grid must be comma-separated numbers such as '0.05,0.1,0.2'; "
-                                f"got {self.pq_p0_grid!r}.") from None
+        grid = _grid(self.pq_p0_grid, "pq_p0_grid")
         if not grid or any(not 0 < v < 1 or v + self.pq_q0 > 1 for v in grid):
             raise P.ConfigError(f"every value of pq_p0_grid ({self.pq_p0_grid!r}) must lie in (0, 1) with "
                                 f"p0 + pq_q0 <= 1.")
-        try:
-            lrs = _grid(self.pq_lr_large_grid)
-        except ValueError:
-            raise P.ConfigError(f"pq_lr_large_grid must be comma-separated numbers such as '0.5,2'; "
-                                f"got {self.pq_lr_large_grid!r}.") from None
+        lrs = _grid(self.pq_lr_large_grid, "pq_lr_large_grid", "0.5,2")
         if any(v <= self.pq_lr_small for v in lrs):
             raise P.ConfigError(f"every value of pq_lr_large_grid ({self.pq_lr_large_grid!r}) must exceed "
                                 f"pq_lr_small ({self.pq_lr_small}).")
