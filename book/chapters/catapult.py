@@ -78,13 +78,14 @@ from IPython.display import Markdown, display
 
 from repro.experiments import catapult
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
 
+book_style()
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # raised inside torch on import, not ours
 params = catapult.Params.from_namespace(globals())
 results = catapult.run(params)
 uvr, nets, linear = results.uv, results.nets, results.linear
-display(params_table(params, preset))
+show_parameters(params, preset)
 
 # %% tags=["hide-input"]
 # Figures and tables as functions of stored results, so that a recorded paper-scale result is drawn by the

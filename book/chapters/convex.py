@@ -21,7 +21,8 @@
 # samples (population loss $0.75\epsilon$ vs $1.5\epsilon$ at train loss $\epsilon$) and then measures
 # "large LR 0.1, then 0.01" against "0.01 throughout" on ten Gaussian regression datasets stopped at train
 # loss 0.1, finding a slightly lower test RMSE for the annealed schedule (0.2311 vs 0.2394).
-#
+
+# %% [markdown]
 # This chapter computes the exact analysis, re-runs the report's experiment on thousands of datasets instead
 # of ten, and then asks *when* the large initial rate helps, with a prediction that can be checked.
 #
@@ -53,11 +54,12 @@ from IPython.display import Markdown, display
 
 from repro.experiments import convex
 from repro.plotting import LABELS, PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
 
+book_style()
 params = convex.Params.from_namespace(globals())
 result = convex.run(params)
-display(params_table(params, preset))
+show_parameters(params, preset)
 
 # %% tags=["hide-input"]
 # The chapter's figures and tables, as functions of a stored result, so that a recorded paper-scale result is
@@ -194,13 +196,13 @@ assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop
 # set.** In the other quarter of the splits one coordinate is never seen and the population loss is not
 # controlled at all.
 #
-# The figure shows this on the discrete example (left) and on the first Gaussian dataset of the report's
+# The figure at the top of the page shows this on the discrete example (left) and on the first Gaussian dataset of the report's
 # setting whose $S=X^\top X/n$ has eigenvalues at least 3 apart and whose initial loss is at least 10 times
 # `stop_loss` (right): solid lines are train-loss level sets, dashed lines population-loss level sets, and each
 # run's path ends on the train level set `stop_loss`. On the right, a third run starts at the rate $1/\mathrm{tr}(S)$
 # of section 3.
 
-# %% tags=["hide-input"]
+# %% tags=["summary-figure"]
 fig, axes = figure(ncols=2, width=5.0, height=5.6)
 level_sets(axes[0], result.data, "discrete", "n = 3, x in {e1, e2}: LR 0.05 vs LR 1 then 0.05")
 g = result.data["paths"]["gaussian"]
@@ -218,6 +220,11 @@ display(ours, summary)
 m = result.metrics
 display(Markdown(f"Report values: {convex.REPORT_SOURCE}. Median steps to the stopping loss: "
                  f"{m['median_steps_small']:.0f} (small LR) and {m['median_steps_anneal']:.0f} (annealed)."))
+
+# %% [markdown] tags=["details"]
+# ## The report's ten runs beside our first ten datasets
+
+# %% tags=["details"]
 display(pd.DataFrame({"report: small LR 0.01": convex.REPORT_RMSE_SMALL,
                       "report: 0.1 then 0.01": convex.REPORT_RMSE_ANNEAL,
                       "ours: small LR": result.data["rmse_small"][:10],
@@ -246,18 +253,19 @@ display(Markdown(f"The win rate peaks at {best['win_rate']:.2f} for $\\eta\\,\\m
                  f" {best['lr_trace']:.2f}. The report's rate {lr_large} sits at "
                  f"$\\eta\\,\\mathrm{{tr}}(S)\\approx{2 * lr_large:.1f}$ on average ($E\\,\\mathrm{{tr}}(S)=2$)."))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
+# ## The win rate on a grid
 # The same question on a grid: the large rate (as a multiple of `lr_small`) against the stopping loss, and the
 # win rate against the number of samples at the report's rates. With more samples $S\to I$, the two losses'
 # level sets coincide and the schedule stops mattering, whichever way it pointed.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 by_n = sweep_figure(result)
 
-# %% [markdown]
+# %% [markdown] tags=["summary"]
 # ## Verdict
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 groups = len(diff) // 10
 as_large = np.mean(diff[: groups * 10].reshape(groups, 10).mean(1) >= REPORT_DIFF)
 moderate = curv[curv["lr_trace"] < 0.5]["win_rate"].mean()
@@ -287,21 +295,21 @@ verdict = [
 ]
 display(Markdown("\n".join(verdict)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
 # The `paper` preset of this chapter (more datasets, a finer sweep) is cheap enough for a CPU. Where it has been
 # recorded with `--record`, the same tables and figures are drawn from the recorded file below.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("convex", convex.VERSION, "convex")
 if rec:
     display(*schedule_tables(rec.result))
     curvature_figure(rec.result)
     sweep_figure(rec.result)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(provenance_table({"convex (this page)": result,
                           **{f"convex ({r.label})": r.result for r in [rec] if r}}))

@@ -94,11 +94,13 @@ from IPython.display import Markdown, display
 
 from repro.experiments import intrinsic_lr
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
+
+book_style()
 
 params = intrinsic_lr.Params.from_namespace(globals())
 result = intrinsic_lr.run(params)
-display(params_table(params, preset))
+show_parameters(params, preset)
 D, M = result.data, result.metrics
 RUNS = sns.color_palette("colorblind", 8)
 SRC = intrinsic_lr.SOURCE

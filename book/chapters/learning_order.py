@@ -127,14 +127,15 @@ from repro.data.patches import apply_patches, make_patches
 from repro.experiments import learning_order
 from repro.experiments import learning_order_theory as lot
 from repro.plotting import LABELS, PALETTE, figure
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
 from repro.store import recorded_results
 
+book_style()
 params = learning_order.Params.from_namespace(globals())
 theory_params = params
 cifar = learning_order.run(params)  # the theory runs first, then the CIFAR-10 runs
 theory = cifar.theory
-display(params_table(params, preset))
+show_parameters(params, preset)
 
 # %% tags=["hide-input"]
 # Figures and tables as functions of stored results, so that a result recorded at another scale is drawn by the

@@ -83,11 +83,13 @@ from IPython.display import Markdown, display
 
 from repro.experiments import sharp_minima
 from repro.plotting import LABELS, PALETTE, figure, reference_line
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
+
+book_style()
 
 params = sharp_minima.Params.from_namespace(globals())
 result = sharp_minima.run(params)
-display(params_table(params, preset))
+show_parameters(params, preset)
 
 # %% tags=["hide-input"]
 # Tables and figures as functions of a stored result, so that a recorded paper-scale result is drawn by the

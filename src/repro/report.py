@@ -1,11 +1,67 @@
-"""Tables every chapter shows: the parameters it ran with and where each result came from."""
+"""Tables every chapter shows (the parameters it ran with, where each result came from), the one number format of
+the book, and collapsed sections."""
 
 from __future__ import annotations
+
+import html
+import math
+import warnings
 
 import pandas as pd
 
 from repro.params import Params
 from repro.store import Result
+
+
+def number(value, digits: int = 3) -> str:
+    """A number to `digits` significant figures, the book's one format: 0.00123, 0.123, 12.3, 1,230; integers
+    as they are; scientific notation only below 0.001 or from a million on."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
+        return f"{int(value):,}"
+    if not isinstance(value, float) or not math.isfinite(value):
+        return str(value)
+    if value != 0 and not 1e-3 <= abs(value) < 1e6:
+        return f"{value:.{digits - 1}e}"
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == 0:
+        return "0"
+    return f"{rounded:,.{max(digits - 1 - math.floor(math.log10(abs(rounded))), 0)}f}"
+
+
+def book_style() -> None:
+    """Set up a chapter's kernel for the page: the book's number format in every table, its figure theme, and no
+    warnings about the notebook front end (tqdm's widget fallback, torch's deprecations) in the output."""
+    from repro.plotting import set_theme
+
+    pd.set_option("display.float_format", number)
+    pd.set_option("display.max_colwidth", 80)
+    set_theme()
+    try:
+        from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+        warnings.filterwarnings("ignore", category=TqdmWarning)
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+    except ImportError:
+        pass
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\..*")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\..*")
+
+
+def collapsed(summary: str, *items) -> None:
+    """Display a collapsed section (HTML <details>) titled `summary`, holding DataFrames, Markdown text or figures'
+    HTML. The reader opens it; the page stays short."""
+    from IPython.display import HTML, display
+
+    parts = []
+    for item in items:
+        if isinstance(item, pd.DataFrame):
+            parts.append(item.to_html(float_format=number, classes="dataframe", border=0))
+        else:
+            parts.append(f"<p>{html.escape(str(item))}</p>")
+    display(HTML(f'<details class="repro-details"><summary>{html.escape(summary)}</summary>\n'
+                 + "\n".join(parts) + "\n</details>"))
 
 
 def params_table(params: Params, preset: str) -> pd.DataFrame:
@@ -16,13 +72,21 @@ def params_table(params: Params, preset: str) -> pd.DataFrame:
     return df
 
 
+def show_parameters(params: Params, preset: str) -> None:
+    """The chapter's parameters, once, as a collapsed table that names the preset."""
+    changed = sum(getattr(params, r["name"]) != r["default"] for r in params.describe())
+    collapsed(f"Parameters of this run: preset {preset}"
+              + (f", {changed} value(s) differ from the book's defaults" if changed else ""),
+              params_table(params, preset).astype(str))
+
+
 def provenance_table(results: dict[str, Result]) -> pd.DataFrame:
     rows = []
     for label, r in results.items():
         pv = r.provenance
-        rows.append({"result": label, "store key": f"{r.experiment}/{r.key}", "version": r.version,
+        rows.append({"result": label, "store key": f"{r.experiment}/{r.key[:10]}", "version": r.version,
                      "loaded from store": r.cached, "commit": pv["commit"], "device": pv["device"],
-                     "seed": pv["seed"], "wall time (s)": pv["wall_time_s"], "date (UTC)": pv["date"],
+                     "seed": pv["seed"], "wall time (s)": pv["wall_time_s"], "date (UTC)": pv["date"][:16],
                      "torch": pv["torch"]})
     return pd.DataFrame(rows).set_index("result")
 

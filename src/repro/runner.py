@@ -97,14 +97,21 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
 
 
 def build_book(chapters: list[str] | None = None, render: bool = True, force: bool = False) -> int:
-    """Execute every chapter at its defaults into book/executed/, then render _build/html with
-    jupyter-book (warnings are errors). Returns a process exit code: non-zero if anything failed."""
+    """Execute every chapter at its defaults into book/executed/notebooks/, turn each into its pages in
+    book/executed/ (repro.pages), write the execution page, then render _build/html with jupyter-book (warnings
+    are errors) and serve MathJax with it. Returns a process exit code: non-zero if anything failed."""
+    from repro import pages
+
     root = project_root()
+    pages_dir = root / "book" / "executed"
     failed = []
     for name in chapters or list(CHAPTERS):
         start = time.perf_counter()
+        executed = pages_dir / "notebooks" / f"{name}.ipynb"
         try:
-            run_chapter(name, output=root / "book" / "executed" / f"{name}.ipynb", force=force)
+            run_chapter(name, output=executed, force=force)
+            pages.write_pages(executed, pages_dir, name, CHAPTERS[name].source,
+                              pages.run_info("book", time.perf_counter() - start))
             status = "ok"
         except Exception as err:  # report every failing chapter, then fail the build
             failed.append(name)
@@ -115,8 +122,11 @@ def build_book(chapters: list[str] | None = None, render: bool = True, force: bo
         return 1
     if not render:
         return 0
+    pages.execution_page(pages_dir, {n: c.title for n, c in CHAPTERS.items()}, pages_dir / "notebooks")
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root / "book"), "--path-output", str(root),
            "--config", str(root / "_config.yml"), "--toc", str(root / "book" / "_toc.yml"),
            "--warningiserror", "--nitpick", "--keep-going"]
-    return subprocess.run(cmd, cwd=root).returncode
+    code = subprocess.run(cmd, cwd=root).returncode
+    pages.install_mathjax(root / "_build" / "html")
+    return code
