@@ -28,7 +28,8 @@
 # networks with the *logistic* loss, where the separability of the data decides what happens: with degenerate or
 # non-separable data there is a minimum and a catapult towards a flatter one; with separable data there is no
 # finite minimum at all. Reference values and their sources: `refs/papers.md`, sections 3 and 5.
-#
+
+# %% [markdown]
 # **Conventions.** For $m$ examples with outputs in $\mathbb R^k$ and
 # $L=\frac1{2m}\sum_i\lVert f(x_i)-y_i\rVert^2$, $\lambda_0$ is the top eigenvalue of the empirical NTK
 # $\Theta=JJ^\top/m$ ($J$ the Jacobian of all $mk$ outputs), computed by Lanczos on Jacobian-vector
@@ -199,9 +200,9 @@ def accuracy_figure(r):
 # (the code iterates these in float64, and a test checks them against plain gradient descent on $u,v$).
 # Above $\eta\lambda=2$ the factor $|1-\eta\lambda|$ exceeds 1 and $f$ grows; once $f^2\sim n$ the second
 # equation lowers $\lambda$ as long as $\eta\lambda<4$, until $\eta\lambda<2$ and the run converges. Above 4 it
-# raises $\lambda$ instead, and the run diverges.
+# raises $\lambda$ instead, and the run diverges. The figure at the top of the page shows four such runs.
 
-# %% tags=["hide-input"]
+# %% tags=["summary-figure"]
 traj = uvr.data["trajectories"]
 fig, axes = figure(ncols=2, width=5.0, height=3.6)
 mse_runs = [v for k, v in traj.items() if k.startswith("mse_")]
@@ -249,11 +250,11 @@ axes[1].legend(fontsize=7)
 display(edges.rename(columns={"width": "width n", "lr_crit": "first catapult (eta lambda0)",
                               "lr_max": "first divergence (eta lambda0)"}).set_index("width n"))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Width dependence of the spike.** In the uv model the loss must grow until $f^2\sim n$ before the
 # curvature moves, so the spike's height should grow like $n$ and its duration like $\log n$.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 spikes = pd.DataFrame(uvr.data["spikes"])
 fig, axes = figure(ncols=2, width=5.0, height=3.5)
 slopes = {}
@@ -271,13 +272,13 @@ axes[1].set(xscale="log", xlabel="width n", ylabel="steps above the initial loss
 axes[0].legend(fontsize=7)
 axes[1].legend(fontsize=7)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **The logistic loss, same model.** Degenerate, non-separable data (the same $x$ with labels $\pm1$ in equal
 # numbers, as in Huang et al.): $\ell(f)=\frac12[\log(1+e^{-f})+\log(1+e^{f})]$ has its minimum at $f=0$ with
 # $\ell''(0)=1/4$, a quarter of the squared loss's curvature. So the lazy regime should end at
 # $\eta\lambda_0=2/(1/4)=8$, not 2, and since $\ell'$ is bounded, nothing needs to diverge.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 lphase = pd.DataFrame(uvr.data["phase_logistic"]["runs"])
 ledges = pd.DataFrame(uvr.data["phase_logistic"]["edges"])
 fig, axes = figure(ncols=2, width=5.0, height=3.6)
@@ -314,7 +315,7 @@ display(Markdown(
 display(net_edges_table(nets))
 net_phase_figure(nets)
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 net_trajectory_figure(nets)
 
 # %% [markdown]
@@ -332,7 +333,7 @@ acc = pd.DataFrame([{"network": net_label(k, nets), "best eta lambda0": nets.met
                     for k in catapult.NETS]).set_index("network")
 display(acc)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 3. Deep linear networks with the logistic loss (Huang et al.)
 # A linear network of `dl_depth` layers in NTK parameterisation, $f(x)=W_L\cdots W_1x$ with the scalings above,
 # and the logistic loss $\frac1m\sum_i\log(1+e^{-y_if(x_i)})$, on three kinds of data in `dl_dim` dimensions:
@@ -345,7 +346,7 @@ display(acc)
 # minimum has larger margins $\ell''$ is smaller there, and the edge moves up. Our own prediction for that
 # case, drawn dash-dotted, is $2\lambda_0/\lambda_H$ at the minimum that the smallest rate reached.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 fig, axes = figure(ncols=3, nrows=2, width=4.2, height=3.2)
 rows = []
 for i, kind in enumerate(catapult.DATA_KINDS):
@@ -375,13 +376,13 @@ for i, kind in enumerate(catapult.DATA_KINDS):
                  "test accuracy, catapult (mean)": s["test_accuracy_catapult"]})
 axes[0].legend(fontsize=7)
 axes[3].legend(fontsize=7)
-display(pd.DataFrame(rows).set_index("data"))
+display(pd.DataFrame(rows).set_index("data").T)  # one column per kind of data: fits the page
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Generalisation on the non-separable data.** Test accuracy (5000 fresh points, labels from the clean teacher)
 # against the learning rate, and the loss curves of a few runs on each kind of data.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 fig, axes = figure(ncols=3, width=4.2, height=3.3)
 runs = pd.DataFrame(linear.data["nonseparable"]["runs"])
 stable = runs[~runs["diverged"]]
@@ -396,16 +397,16 @@ for ax, kind in zip(axes[1:], ("nonseparable", "separable"), strict=True):
     ax.set(xscale="symlog", xlim=(0, None), yscale="log", xlabel="step", ylabel="train loss", title=f"{kind}: loss")
     ax.legend(fontsize=6)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 4. Not done here: loss spikes of small-batch SGD
 # Zhu, Liu, Radhakrishnan and Belkin (2023) read the loss spikes of small-batch SGD as catapults and count more of
 # them at smaller batch sizes. This chapter does not run that experiment: it stays with full-batch gradient
 # descent, where the regimes are defined.
 
-# %% [markdown]
+# %% [markdown] tags=["summary"]
 # ## Verdict
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 m = uvr.metrics
 step = m["uv_grid_step"]
 uv_ok = abs(m["uv_lr_crit"] - 2) <= 2 * step and abs(m["uv_lr_max"] - 4) <= 2 * step
@@ -482,22 +483,22 @@ for kind in catapult.DATA_KINDS:
 verdict.append("- **SGD loss spikes as catapults (Zhu et al. 2023): not run** in this chapter.")
 display(Markdown("\n".join(verdict)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
 # The `paper` preset (wider and deeper MLPs, more data, a finer sweep) is meant for one GPU. Where it has been
 # recorded with `--record`, the network figures are drawn from the recorded file below.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("catapult_nets", catapult.VERSION, "catapult")
 if rec:
     display(net_edges_table(rec.result))
     net_phase_figure(rec.result)
     accuracy_figure(rec.result)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(provenance_table({"uv model (this page)": uvr, "networks (this page)": nets,
                           "deep linear (this page)": linear,
                           **{f"networks ({r.label})": r.result for r in [rec] if r}}))

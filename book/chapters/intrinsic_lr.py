@@ -30,7 +30,8 @@
 #   the rate $4\lambda_e$ per step);
 # - after the learning rate is divided by 10 the angular update first drops 10x, then recovers to
 #   $\sqrt{10}$ below its old level (the paper's explanation of why test accuracy first jumps, then degrades).
-#
+
+# %% [markdown]
 # The paper's Figure 5 trains PreResNet-32 on CIFAR-10 with five different LR/WD schedules for 500 epochs, then
 # the same $(\eta,\lambda)$ to epoch 1000: the runs reach the same accuracy, norm and effective LR, and about 95%
 # test accuracy after the LR is decayed and weight decay removed. The NeurIPS reviewers asked for
@@ -135,7 +136,7 @@ display(pd.DataFrame([{"lr": r["lr"], "weight_decay": r["weight_decay"], "initia
                        "equilibrium |w|^2": r["final_sq_norm"], "effective LR": r["final_effective_lr"],
                        "angular update": r["final_angular"]} for r in h["runs"]]).round(5))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # Now a sweep over $\lambda_e$ with $\eta=\lambda=\sqrt{\lambda_e}$ (so the equilibrium norm, and the distance
 # every run starts from, is the same for every $\lambda_e$): the measured equilibrium angular update against
 # $\arccos(1-\lambda_e)\approx\sqrt{2\lambda_e}$, the measured equilibrium $\lVert w\rVert^2$ against
@@ -143,7 +144,7 @@ display(pd.DataFrame([{"lr": r["lr"], "weight_decay": r["weight_decay"], "initia
 # first comes within `equilibrium_tol` of its equilibrium, against the norm recursion's prediction
 # $\ln(\text{initial gap}/\text{tolerance gap})/(4\lambda_e)$.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 sw = pd.DataFrame(D["toy"]["sweep"])
 fit = D["toy"]["settle_fit"]
 fig, axes = figure(ncols=3, width=4.2)
@@ -173,11 +174,11 @@ display(sw[["intrinsic_lr", "angular_rms", "pred_angular", "approx_angular", "sq
                 "pred_sq_norm": "|w|^2 predicted", "settle_steps": "steps to eq. (ours)",
                 "pred_settle_steps": "steps to eq. (recursion)"}).round(5))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # The LR drop in the toy model: at equilibrium the learning rate is divided by `lr_drop`. The dashed curve is
 # the exact norm recursion from the same start with the $G^2$ measured before the drop.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 td = D["toy"]["drop"]
 fig, axes = figure(width=7.5, height=3.4)
 ax = axes[0]
@@ -247,12 +248,12 @@ display(pd.concat([summary_table(dr["before"], f"before the drop (lr {lr:g})"),
                    summary_table(dr["after"], f"end of run (lr {lr / lr_drop:g})")]).set_index(["phase", "layer"])
         .round(5))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # Reviewer 1's first question, measured: the angular update just after the drop (over $0.05/\lambda_e$ steps)
 # and at the end of the run, relative to just before it. The prediction is a factor `lr_drop` at once and
 # $\sqrt{\text{lr\_drop}}$ at the new equilibrium.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 ratios = pd.DataFrame(dr["ratios"]).set_index("group")
 ratios["immediate predicted"] = lr_drop
 ratios["final predicted"] = math.sqrt(lr_drop)
@@ -264,11 +265,11 @@ display(pd.concat([ratios, toy_row]).rename(columns={
     "before": "angular before", "just_after": "just after", "final": "end", "ratio_immediate": "drop factor (ours)",
     "ratio_final": "final factor (ours)", "settle_steps_after": "steps to new norm equilibrium"}).round(4))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # Test accuracy around the drop, and reviewer 1's third question: the same run with the drop at
 # `early_drop_epochs`, before equilibrium (compared over the same number of steps after each drop).
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 fig, axes = figure(ncols=2, width=5.2)
 for r, name, d0, c in [(main, "drop at equilibrium", dr["drop_step"], PALETTE["large_lr_anneal"]),
                        (dr["early"], "drop before equilibrium", dr["early_drop_step"], PALETTE["small_lr"])]:
@@ -291,9 +292,10 @@ display(acc.rename(columns={"best": "best test acc after drop", "final": "final 
 # Four runs differ for `phase1_epochs` (learning rate, weight decay, or a 4x larger initial scale of the
 # scale-invariant weights with a 10x smaller weight decay), then all train at the same (`lr`, `weight_decay`)
 # for `phase2_epochs`, then at `lr / lr_drop` without weight decay for `final_epochs` (as the paper does at
-# epoch 1000). The claim: after phase 2 they agree in accuracy, norm and effective LR.
+# epoch 1000). The claim: after phase 2 they agree in accuracy, norm and effective LR. The figure at the top of the
+# page shows the four runs; the table gives their values at the end of phase 2.
 
-# %% tags=["hide-input"]
+# %% tags=["summary-figure"]
 sc = D["schedules"]
 fig, axes = figure(ncols=3, width=4.3)
 first_group = next(iter(sc["runs"][0]["run"]["norms"]["sq_norm"]))
@@ -309,6 +311,8 @@ axes[0].set(xlabel="step", ylabel="test accuracy", title="Test accuracy", ylim=(
 axes[1].set(yscale="log", xlabel="step", ylabel=rf"$\|w\|^2$ ({first_group})", title="Weight norm")
 axes[2].set(yscale="log", xlabel="step", ylabel=rf"$\eta/\|w\|^2$ ({first_group})", title="Effective LR")
 axes[0].legend(fontsize=7)
+
+# %% tags=["hide-input"]
 rows = []
 for r in sc["runs"]:
     for g in r["phase2"]["groups"]:
@@ -318,7 +322,7 @@ for r in sc["runs"]:
                      "test acc after final phase": r["acc_final"]["final"] if r["acc_final"] else float("nan")})
 display(pd.DataFrame(rows).set_index(["schedule", "layer"]).round(4))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 4. Steps to equilibrium against $1/\lambda_e$ in the network (reviewer 1, question 2)
 #
 # Runs of `sweep_relaxation_times`$/\lambda_e$ steps at $\eta=\lambda=\sqrt{\lambda_e}$ over a range of
@@ -326,7 +330,7 @@ display(pd.DataFrame(rows).set_index(["schedule", "layer"]).round(4))
 # scale-invariant layer's $\lVert w\rVert^2$ is within `equilibrium_tol` of its value over the last quarter of
 # the run. A slope of 1 in log-log is the prediction.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 swn = D["sweep"]
 fig, axes = figure(ncols=2, width=5.0)
 for i, r in enumerate(swn["rows"]):
@@ -350,7 +354,7 @@ axes[1].set(xscale="log", yscale="log", xlabel=r"$1/\lambda_e$ (steps)", ylabel=
             title="Time to equilibrium")
 axes[1].legend(fontsize=7)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 5. Momentum, batch size and the first learning rate
 #
 # **Momentum** (reviewer 1, question 7): with heavy-ball momentum $\mu$, Wan et al.'s spherical motion dynamics
@@ -363,7 +367,7 @@ axes[1].legend(fontsize=7)
 # $\epsilon$, the layer is no longer scale-invariant (the gradient gets a radial part that holds the norm up).
 # At our large $\lambda_e$ the equilibrium norms are small enough for that to matter in the second layer.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 mb = D["momentum_batch"]
 rows = []
 for r in mb["runs"]:
@@ -387,21 +391,21 @@ axes[0].axhline(math.sqrt(2 * lam_e * (1 - momentum) / (1 + momentum)), color=PA
 axes[0].set(yscale="log", xlabel="step", ylabel=f"angular update ({first})", title="Momentum and batch size")
 axes[0].legend(fontsize=6)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **The first learning rate** (reviewer 1, question 4): first learning rates `lr_small_first`, `lr`,
 # `lr_large_first` (same weight decay) for `equilibrium_epochs`, each then divided by `lr_drop`: which gives the
 # best test accuracy within `compare_after_drop_epochs` after the drop?
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 cmp_ = pd.DataFrame([{k: v for k, v in c.items() if k != "history"} for c in dr["compare"]])
 display(cmp_.rename(columns={"lr_first": "first lr", "intrinsic_lr": "lambda_e before drop",
                              "best_after": "best test acc after drop", "best_after_step": "steps after drop to it",
                              "before": "test acc before drop"}).set_index("first lr").round(4))
 
-# %% [markdown]
+# %% [markdown] tags=["summary"]
 # ## Verdict
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 def near(a, b, tol):
     return np.isfinite(a) and abs(a / b - 1) <= tol
 
@@ -487,27 +491,28 @@ verdict = [
 ]
 display(Markdown("\n".join(verdict)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
 # Where a larger run of this chapter (the `paper` preset, on a GPU) has been recorded with `--record`, its
 # headline numbers and LR-drop figure are drawn below from the recorded file, beside this page's.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("intrinsic_lr", intrinsic_lr.VERSION, "intrinsic_lr")
 if rec:
     display(pd.DataFrame({"this page": M, "recorded": rec.result.metrics}))
     rec_lam_e = rec.result.config["lr"] * rec.result.config["weight_decay"]
     drop_figure(rec.result.data, rec_lam_e, rec.result.config["lr_drop"])
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Scale.** The `book` preset uses a BN MLP on a few thousand MNIST images and a large $\lambda_e$ so that
 # equilibrium is reached within minutes on two CPU cores; the paper's own setting is the `paper` preset
 # (PreResNet-32, full CIFAR-10 with crop and flip, batch 128, $\eta=0.1$, $\lambda=5\times10^{-4}$, Figure 5's
 # 500 + 500 epochs), written for one GPU and not run for this page.
-#
+
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 parts = {f"{k}": v for k, v in D["provenance"].items()}
 display(provenance_table({"intrinsic_lr (this page)": result}))
 display(pd.DataFrame([{"part": k, "store key": v["key"], "loaded from store": v["cached"], "device": v["device"],

@@ -21,7 +21,8 @@
 #   dimensions, so that it needs many examples to generalise;
 # - **Q** ("easy to generalise, hard to fit"): three rays, memorisable from a few examples but not linearly
 #   separable.
-#
+
+# %% [markdown]
 # Trained by gradient descent with Gaussian noise on every update (so a larger learning rate also means larger
 # update noise), the *large* learning rate is too noisy to fit Q and learns P from every example that carries it,
 # then fits Q once annealed (algorithm **L-S**, Theorem 3.4: test error $O(p\kappa\log\frac1{\epsilon_1})$). The
@@ -375,14 +376,16 @@ display(Markdown(
 
 # %% [markdown]
 # ## The learning order
-# Test accuracy on the three kinds of examples along training (mean over the seeds), the train loss, the test
+# The figure at the top of the page: test accuracy on the three kinds of examples along training (mean over the seeds), the train loss, the test
 # margin on Q-only examples, and the share of the gradient $\sum_i|\partial\ell/\partial f(x_i)|$ that comes
 # from the P-only and from the both-component training examples. The table gives, per seed, the first step at
 # which at least 90% of each kind of *training* example is classified correctly, and the step at which the run
 # annealed.
 
-# %% tags=["hide-input"]
+# %% tags=["summary-figure"]
 order_figure(main)
+
+# %% tags=["hide-input"]
 display(fit_table(main))
 
 # %% tags=["hide-input"]
@@ -439,22 +442,22 @@ display(Markdown(
     f"P-only test error of S minus that of L-S: {gap:+.3f} (standard deviation of the per-seed difference "
     f"{gap_sd:.3f}); L-S is better on {main.metrics['ls_better_on_seeds']} of {n_seeds} seeds."))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Against $p_0$.** The theory's gap should be positive and grow as the P-only examples get fewer. The same seeds
 # (and, for each seed, nested training sets: a P-only example at a small $p_0$ is P-only at a larger one) at every
 # $p_0$.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 sweep_figure(main)
 sweep = pd.DataFrame(main.data["sweep"])
 display(sweep.pivot(index="p0", columns="algorithm", values="p_error").round(3).rename(
     columns=lambda a: f"P-only error, {a}"))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Against the learning-rate ratio.** L-S with other large rates (the small rate fixed), at the chapter's $p_0$.
 # Right: when each run fit its Q-only training examples, and when it annealed.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 lr_figure(main)
 display(pd.DataFrame([{"lr_large": row["lr_large"], "ratio": row["lr_ratio"],
                        "P-only test error": pm(row["p_error"], row["p_error_std"]),
@@ -463,7 +466,7 @@ display(pd.DataFrame([{"lr_large": row["lr_large"], "ratio": row["lr_ratio"],
                        "anneal step": steps_text(row["anneal_step"])}
                       for row in main.data["lr_sweep"]]).set_index("lr_large"))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Reviewers' questions
 # ### Where the noise goes (reviewer 1)
 # At the small learning rate, noise before annealing on the pre-activations (the paper's mitigation), after the
@@ -471,7 +474,7 @@ display(pd.DataFrame([{"lr_large": row["lr_large"], "ratio": row["lr_ratio"],
 # ($U\leftarrow U-\eta\nabla+\xi'$ with $\xi'\sim N(0,$ `pq_iterate_noise`$^2)$, not scaled by the learning rate),
 # each switched off where L-S anneals. Below them, L-S without the paper's update noise and with ten times it.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(ablation_table(abl, "noise"))
 rows = {row["variant"]: row for row in ablation(abl, "noise")}
 base_s = rows["none (S)"]
@@ -490,12 +493,12 @@ for v, name in (("L-S without update noise", "L-S without noise"), ("L-S with 10
                    f"noise: {steps_text(ls_abl['fit_step_Q'])}; annealed at {steps_text(rows[v]['anneal_step'])}).")
 display(Markdown("\n".join(lines)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ### The loss and the L2 term (reviewer 2)
 # L-S and S with the squared loss $\frac12(f-y)^2$ (the anneal threshold uses its value at $f=0$, $\frac12$,
 # instead of $\log 2$) and with the logistic loss but $\lambda=0$.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(ablation_table(abl, "loss"))
 pairs = {}
 for row in ablation(abl, "loss"):
@@ -505,14 +508,14 @@ display(Markdown(
     + "; ".join(f"{v}: {direction(p['L-S'], p['S'])}" for v, p in pairs.items()) + ".\n\n"
     + "\n".join(f"- {v}: " + compare(p["L-S"], p["S"], "L-S", "S") + "." for v, p in pairs.items())))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ### One kind of pattern only (reviewer 2)
 # The P-only distribution ($p_0=1$) with as many examples as the mixed distribution has P-only examples, as many as
 # carry P, and all $N$; the Q-only distribution ($q_0=1$). With one kind of pattern there is no order to learn it
 # in, so the theory predicts no benefit from the large rate. (With only Q-only examples the paper's threshold is
 # above the untrained loss; L-S then anneals at `pq_anneal_max`.)
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(ablation_table(abl, "single"))
 pairs = {}
 for row in ablation(abl, "single"):
@@ -530,13 +533,13 @@ for v, p in pairs.items():
         lines.append(f"- {v}: " + compare(p["L-S"], p["S"], "L-S", "S") + ".")
 display(Markdown("\n".join(lines)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ### Adam (reviewer 1)
 # The same network and data with Adam ($\beta=(0.9,0.999)$, the L2 term in the gradient, the update noise added to
 # the gradient before Adam's normalisation): `pq_adam_lr_large` annealed to `pq_adam_lr_small` at the same
 # threshold, against `pq_adam_lr_small` throughout.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(ablation_table(abl, "adam"))
 adam = {row["algorithm"]: row for row in ablation(abl, "adam")}
 display(Markdown(f"**Verdict:** with Adam, the large-then-small schedule's P-only test error is "
@@ -545,10 +548,10 @@ display(Markdown(f"**Verdict:** with Adam, the large-then-small schedule's P-onl
                  + f"; Q-only training examples fit at steps {steps_text(adam['L-S']['fit_step_Q'])} "
                    f"(large first) and {steps_text(adam['S']['fit_step_Q'])} (small)."))
 
-# %% [markdown]
-# ## Verdict (theory setting)
+# %% [markdown] tags=["summary"]
+# ## Verdict: the theory setting
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 order_ok, order_some = s_first == n_seeds and ls_waits == n_seeds, s_first + ls_waits > 0
 p_ls, p_s, p_n = (M[a]["p_error"] for a in lot.ALGORITHMS)
 main_dir = direction(M["L-S"], M["S"])
@@ -729,7 +732,7 @@ curves_figure(cifar.patch, params.anneal_epoch,
 PT = patch_table(cifar.patch, params.anneal_epoch)
 display(PT)
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 if cifar.official_patch:
     curves_figure(cifar.official_patch, params.anneal_epoch,
                   "the official patch separation 0.1, same network and data")
@@ -768,13 +771,13 @@ for m in ("large_lr", "small_lr"):
 CT = pd.DataFrame(control_rows).set_index("method").round(3)
 display(CT)
 
-# %% [markdown]
-# ## Verdict (CIFAR-10)
+# %% [markdown] tags=["summary"]
+# ## Verdict: CIFAR-10
 #
-# Each claim with what this page measured; the "at this scale" column is computed from the runs above, so it
+# Each claim with what this page measured; the "at this scale" column is computed from this page's runs, so it
 # stays true when the chapter is re-run with other parameters.
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 L, S, N = (cifar.patch[m] for m in ("large_lr", "small_lr", "small_lr_noise"))
 eL, eS, eN = (learned_epoch(mean_curve(r, "patch_only")) for r in (L, S, N))
 A = params.anneal_epoch
@@ -836,12 +839,12 @@ verdicts.append(("On clean data the large LR + anneal beats the small LR (the pa
 display(pd.DataFrame([{"claim": c, "at this scale": ok if isinstance(ok, str) else "yes" if ok else "no",
                        "measured": m} for c, ok, m in verdicts]).set_index("claim"))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
 # Where the `paper` preset (WRN-16-10 on all 50,000 images, 60 epochs, the official patch) has been run on a
 # GPU with `--record`, its runs are drawn here from the recorded files.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("learning_order_cifar", learning_order.VERSION, "learning_order")
 recorded_runs = [r for r in recorded_results("learning_order_cifar", learning_order.VERSION) if not r.stale]
 if recorded_runs:
@@ -855,10 +858,10 @@ if recorded_runs:
         "seconds per epoch": r.result.metrics["seconds_per_epoch"], "recorded": r.label}
         for r in recorded_runs]))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 runs = {"theory: main": theory.main, "theory: ablations": theory.ablations,
         **{f"patch sep {params.patch_sep}: {m}, seed {r.config['seed']}": r
            for m, rs in cifar.patch.items() for r in rs},

@@ -26,7 +26,8 @@
 # the official code `keskarnitish/large-batch-training` (networks, Adam, SB 256 / LB 5000, the parametric plot;
 # its sharpness code was never released, issue #9); everything is collected in `refs/papers.md` section 2, where
 # the paper's numbers are marked UNVERIFIED against the PDF.
-#
+
+# %% [markdown]
 # **What this chapter runs.** F1 (MNIST, 784-[512-BN-ReLU]x5-10) on the full MNIST training set, and C1 (the
 # shallow AlexNet-like net of the official `network_zoo.py`) on a fixed CIFAR-10 subset, each with Adam from the
 # same initialisation for SB and LB, for several seeds. Then Metric 2.1 (full space and a random subspace, both
@@ -321,12 +322,12 @@ rho = agreement_figure(result)
 display(Markdown("Spearman rank correlation between Metric 2.1 and the top Hessian eigenvalue over all runs: "
                  + ", ".join(f"{k}: {v:.2f}" for k, v in rho.items()) + "."))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **Cost of the metric.** The full-space maximisation works in as many dimensions as the network has
 # parameters; its cost is reported in wall-clock time as a multiple of one small-batch training epoch on the
 # same machine, and in examples pushed through the network (evaluations x measured examples / training images).
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 costs = cost_table(result)
 display(costs)
 in_epochs = costs["in SB training epochs (wall)"]
@@ -336,7 +337,7 @@ display(Markdown(" ".join(
     for net in nets_of(result))))
 
 # %% [markdown]
-# ## 3. The 1-D interpolation (the paper's Figure 3)
+# ## 3. The 1-D interpolation (the paper's Figure 3, drawn at the top of this page)
 # $\theta(\alpha)=\alpha\,\theta_{LB}+(1-\alpha)\,\theta_{SB}$ for `interp_points` values of $\alpha\in[-1,2]$,
 # between the seed-`seed` minimisers, over all parameters (BN's scale and shift included). At every $\alpha$ BN's
 # running statistics are re-estimated on `interp_examples` training images (BN in train mode with a cumulative
@@ -346,42 +347,42 @@ display(Markdown(" ".join(
 # $\alpha$ = 0 and 1 differ slightly from section 1's. Sagun et al. 2017 caution that SB and LB solutions may be
 # connected through flat regions that a straight line does not see.
 
-# %% tags=["hide-input"]
+# %% tags=["summary-figure"]
 interpolation_figure(result)
 curv = {net: curvature_along_line(result, net) for net in nets_of(result)}
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 4. Other optimizers on F1 (the course report's extension)
 # The course report (§3.2) re-ran F1 with SGD and Adagrad and found the same direction of the gap for SGD
 # (its Adagrad LB run did not finish). Here: `extension_seeds` runs per batch size, the same epochs and data as
 # the Adam runs, constant learning rates `lr_sgd` and `lr_adagrad` (the report gives none); sharpness in the
 # random subspace only (the full-space maximisation is the expensive part; see the cost table).
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 opt_table = optimizers_table(result)
 if opt_table is not None:
     display(opt_table)
     display(Markdown(f"Report values: {sharp_minima.REPORT_SOURCE} (one run each; NaN: not reported)."))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## 5. Beyond the paper
 # **(a) Reparametrisation (Dinh et al. 2017).** F1 ends with BN → ReLU → Linear. Multiplying the last BN's
 # scale and shift by $\alpha>0$ and dividing the output layer's weights by $\alpha$ leaves the function exactly
 # unchanged (ReLU is positively homogeneous), so the test accuracy and loss cannot move; Metric 2.1 and the
 # Hessian are measured on the SB minimiser of seed `seed` for $\alpha$ = 1/`dinh_alpha`, 1 and `dinh_alpha`.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 resc = rescaling_table(result)
 if resc is not None:
     display(resc)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # **(b) A remedy (Hoffer et al. 2017).** Hoffer et al. attribute the gap to the large batch making fewer
 # updates and propose (i) scaling its learning rate by $\sqrt{LB/SB}$, (ii) ghost batch norm and (iii) training
 # for the same number of updates. We try (i) (`remedy_scaling`) on F1 with the same seeds and epochs, and report
 # the fraction of the SB-LB test gap it closes.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rem = remedy_table(result)
 if rem is not None:
     display(rem[0])
@@ -390,10 +391,10 @@ if rem is not None:
                       f"The scaled learning rate does not close the gap: it widens it by {-rem[1]:.1f} times "
                       "its size."))
 
-# %% [markdown]
+# %% [markdown] tags=["summary"]
 # ## Verdict
 
-# %% tags=["hide-input"]
+# %% tags=["summary"]
 lines = []
 for net in nets_of(result):
     m = result.metrics[net]
@@ -445,7 +446,7 @@ if rem is not None and np.isfinite(rem[1]):
                     "does not afford."))
 display(Markdown("\n".join(lines)))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at paper scale
 # The `paper` preset trains every network (F1, C1, C2, C3, C4) on the full data with the paper's settings:
 # Adam (lr 1e-3), SB 256, LB 10% of the training set (6,000 for MNIST, 5,000 for CIFAR), 20 epochs (the
@@ -453,16 +454,16 @@ display(Markdown("\n".join(lines)))
 # 50,000. It is meant for one GPU; where it has been recorded with `--record`, the same tables and figures are
 # drawn from the recorded file below.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("sharp_minima", sharp_minima.VERSION, "sharp_minima")
 if rec:
     display(accuracy_table(rec.result), sharpness_table(rec.result), ratio_table(rec.result))
     interpolation_figure(rec.result)
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 parts = {f"{k} (this page)": result for k in ["sharp_minima"]}
 display(provenance_table({**parts, **{f"sharp_minima ({r.label})": r.result for r in [rec] if r}}))
 display(pd.DataFrame([{"part": k, "store key": f"{v['experiment']}/{v['key']}", "loaded from store": v["cached"],
