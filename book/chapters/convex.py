@@ -196,7 +196,8 @@ assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop
 # set.** In the other quarter of the splits one coordinate is never seen and the population loss is not
 # controlled at all.
 #
-# The figure at the top of the page shows this on the discrete example (left) and on the first Gaussian dataset of the report's
+# The figure at the top of the page shows this on the discrete example (left) and on the first Gaussian dataset
+# of the report's
 # setting whose $S=X^\top X/n$ has eigenvalues at least 3 apart and whose initial loss is at least 10 times
 # `stop_loss` (right): solid lines are train-loss level sets, dashed lines population-loss level sets, and each
 # run's path ends on the train level set `stop_loss`. On the right, a third run starts at the rate $1/\mathrm{tr}(S)$

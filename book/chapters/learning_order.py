@@ -376,7 +376,8 @@ display(Markdown(
 
 # %% [markdown]
 # ## The learning order
-# The figure at the top of the page: test accuracy on the three kinds of examples along training (mean over the seeds), the train loss, the test
+# The figure at the top of the page: test accuracy on the three kinds of examples along training (mean over the
+# seeds), the train loss, the test
 # margin on Q-only examples, and the share of the gradient $\sum_i|\partial\ell/\partial f(x_i)|$ that comes
 # from the P-only and from the both-component training examples. The table gives, per seed, the first step at
 # which at least 90% of each kind of *training* example is classified correctly, and the step at which the run

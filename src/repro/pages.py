@@ -112,7 +112,7 @@ def run_info(preset: str, wall_time_s: float) -> dict[str, Any]:
     from repro.store import git_commit
 
     return {"preset": preset, "wall_time_s": round(wall_time_s, 1), "device": device_name(get_device()),
-            "commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+            "commit": git_commit(), "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
 def write_pages(executed: Path, pages_dir: Path, name: str, source: Path, info: dict[str, Any]) -> list[Path]:
