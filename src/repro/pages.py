@@ -166,14 +166,16 @@ def execution_page(pages_dir: Path, chapters: dict[str, str], downloads: Path) -
 
 
 def install_mathjax(html_dir: Path) -> Path | None:
-    """Copy MathJax (from the jupyter-server-mathjax package) into the site, so math renders offline."""
+    """Copy MathJax 3 (from the django-static-mathjax package: MathJax's own files, no Django needed) into the
+    site, so that math renders with no network. SVG output: no web fonts to fetch."""
     import shutil
 
     try:
-        import jupyter_server_mathjax
+        import mathjax
     except ImportError:
         return None
-    src = Path(jupyter_server_mathjax.__file__).parent / "static"
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
     dst = html_dir / "_static" / "mathjax"
-    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("localization"))
+    shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+        "sre", "*-full*.js", "node-main.js", "mml-*.js", "tex-chtml*.js", "tex-mml-*.js"))
     return dst
