@@ -106,9 +106,10 @@ clone.remove();
 const column = article.getBoundingClientRect();
 const wide = Array.from(article.querySelectorAll('table')).filter(visible).map(t => {
   const r = t.getBoundingClientRect();
-  return {width: Math.round(r.width), column: Math.round(column.width), left: Math.round(r.left - column.left),
-          head: (t.querySelector('th, td') || {innerText: ''}).innerText.slice(0, 40)};
-}).filter(t => t.left + t.width > t.column + 2);
+  return {overflow_px: Math.round(r.right - column.right), width: Math.round(r.width),
+          columns: Array.from(t.querySelectorAll('th')).map(h => h.innerText.trim()).filter(x => x)
+                        .slice(0, 6).join(' | ')};
+}).filter(t => t.overflow_px > 1);
 const broken = Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0)
   .map(i => i.getAttribute('src'));
 const errors = Array.from(article.querySelectorAll('.output.error, .output.traceback, .output.stderr, .stderr'))

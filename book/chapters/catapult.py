@@ -126,7 +126,7 @@ def net_edges_table(r):
                      "largest stable (eta lambda0)": s["last_stable"],
                      "largest with train accuracy >= 90% of best": s["last_useful"],
                      "catapults ending with eta lambda_final < 2": s["catapult_below_edge"]})
-    return pd.DataFrame(rows).set_index("network")
+    return pd.DataFrame(rows).set_index("network").T  # one column per network: fits the page
 
 
 def net_phase_figure(r):

@@ -515,6 +515,6 @@ if rec:
 # %% tags=["details"]
 parts = {f"{k}": v for k, v in D["provenance"].items()}
 display(provenance_table({"intrinsic_lr (this page)": result}))
-display(pd.DataFrame([{"part": k, "store key": v["key"], "loaded from store": v["cached"], "device": v["device"],
+display(pd.DataFrame([{"part": k, "store key": v["key"][:8], "loaded from store": v["cached"], "device": v["device"],
                        "wall time (s)": v["wall_time_s"], "commit": v["commit"]} for k, v in parts.items()])
         .set_index("part"))

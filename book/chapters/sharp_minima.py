@@ -466,6 +466,6 @@ if rec:
 # %% tags=["details"]
 parts = {f"{k} (this page)": result for k in ["sharp_minima"]}
 display(provenance_table({**parts, **{f"sharp_minima ({r.label})": r.result for r in [rec] if r}}))
-display(pd.DataFrame([{"part": k, "store key": f"{v['experiment']}/{v['key']}", "loaded from store": v["cached"],
+display(pd.DataFrame([{"part": k, "store key": f"{v['experiment']}/{v['key'][:8]}", "loaded from store": v["cached"],
                        "device": v["provenance"]["device"], "wall time (s)": v["provenance"]["wall_time_s"]}
                       for k, v in result.data["parts"].items()]).set_index("part"))
