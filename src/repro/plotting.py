@@ -31,9 +31,11 @@ LABELS = {
 }
 
 
-# The page's text column is about 8 inches wide at the figures' 100 dpi: a row of panels wider than this is
-# wrapped to two panels per row, so that ticks and legends stay readable at page width.
+# The page's text column is about 7.4 inches wide at the figures' 100 dpi. A row of more than two panels wider
+# than PAGE_WIDTH_IN is wrapped to two panels per row, and a figure wider than MAX_WIDTH_IN is scaled down as a
+# whole (fonts keep their size in points), so that ticks and legends stay readable at page width.
 PAGE_WIDTH_IN = 10.5
+MAX_WIDTH_IN = 8.6
 
 
 def set_theme() -> None:
@@ -56,7 +58,9 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3
     panels = ncols * nrows
     if ncols > 2 and width * ncols > PAGE_WIDTH_IN:
         ncols, nrows = 2, -(-panels // 2)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
+    shrink = min(1.0, MAX_WIDTH_IN / (width * ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols * shrink, height * nrows * shrink), squeeze=False,
+                             **kw)
     axes = axes.ravel()
     for ax in axes[panels:]:
         ax.remove()
