@@ -351,15 +351,15 @@ main, abl = theory.main, theory.ablations
 M = main.metrics["algorithms"]
 n_seeds = main.metrics["seeds"]
 
-# %% [markdown]
-# ## The distribution
+# %% [markdown] tags=["details"]
+# ## The distribution (the theory setting)
 # Left: the P component of examples that carry it, along $w^\*$ and along one fixed direction orthogonal to it
 # (the other $d-2$ noise directions are not drawn). The classes are separated by the margin $2\gamma_0$ (dashed),
 # but the noise is far larger: a classifier has to find $w^\*$ among $d$ directions. Right: the Q component in its
 # plane, three rays through the origin, $z_q$ for $y=+1$ and $z_q\pm\zeta$ for $y=-1$; no line through the origin
 # separates them, but a few ReLU units whose kinks fall between the rays do.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 distribution_figure(main)
 cfg = main.config
 display(pd.DataFrame([

@@ -84,7 +84,7 @@ def provenance_table(results: dict[str, Result]) -> pd.DataFrame:
     rows = []
     for label, r in results.items():
         pv = r.provenance
-        rows.append({"result": label, "store key (version)": f"{r.experiment}/{r.key[:8]} (v{r.version})",
+        rows.append({"result": label, "store key (version)": f"{r.experiment} {r.key[:8]} (v{r.version})",
                      "loaded from store": r.cached, "commit": pv["commit"], "device": pv["device"],
                      "seed": pv["seed"], "wall time (s)": pv["wall_time_s"],
                      "date (UTC)": pv["date"][:16].replace("T", " ")})  # torch: pinned, and in recorded files
