@@ -132,9 +132,16 @@ def _settle(driver, timeout: float = 60.0) -> None:
 def _screenshot(driver, path: Path) -> int:
     height = int(driver.execute_script(
         "return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)"))
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": WIDTH, "height": height, "scale": 1}})
+    # The viewport is made as tall as the page, so the page is laid out once as a whole (capturing beyond a
+    # short viewport can shift the layout sideways), then restored.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": WIDTH, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        driver.execute_script("window.scrollTo(0, 0)")
+        time.sleep(0.3)
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     path.write_bytes(base64.b64decode(shot["data"]))
     return height
 

@@ -159,7 +159,8 @@ def execution_page(pages_dir: Path, chapters: dict[str, str], downloads: Path) -
         "Each chapter page shows the run below: the chapter executed top to bottom at this preset, on this device, "
         "from this commit. Wall time is the whole chapter's, including results loaded from the store instead of "
         "recomputed; each chapter's details page lists every result's own compute time, device and commit.", "",
-        "| chapter | preset | wall time | date | device | commit |", "|---|---|---|---|---|---|", *rows, ""])
+        "| chapter | preset | wall time (this execution) | date | device | commit |",
+        "|---|---|---|---|---|---|", *rows, ""])
     out = pages_dir / "execution.md"
     out.write_text(text)
     return out
