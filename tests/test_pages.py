@@ -66,8 +66,8 @@ def test_answer_first_and_details_sub_page(tmp_path):
 
 
 def test_number_format_three_significant_figures():
-    assert [number(v) for v in (2.2, 0.123456, 1234.567, 12.3456, 99.95, -0.04567, 3, 0.0, 1.5e-5)] == \
-        ["2.20", "0.123", "1,230", "12.3", "100", "-0.0457", "3", "0", "1.50e-05"]
+    assert [number(v) for v in (2.2, 0.123456, 1234.567, 12.3456, 99.95, -0.04567, 3, 0.0, 1.5e-5, float("nan"))] \
+        == ["2.20", "0.123", "1,230", "12.3", "100", "-0.0457", "3", "0", "1.50e-05", "–"]
 
 
 def test_figure_wraps_wide_rows_to_two_panels_and_fits_the_page():

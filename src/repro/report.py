@@ -15,11 +15,13 @@ from repro.store import Result
 
 def number(value, digits: int = 3) -> str:
     """A number to `digits` significant figures, the book's one format: 0.00123, 0.123, 12.3, 1,230; integers
-    as they are; scientific notation only below 0.001 or from a million on."""
+    as they are; scientific notation only below 0.001 or from a million on; NaN as a dash."""
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 1e6):
         return f"{int(value):,}"
+    if isinstance(value, float) and math.isnan(value):
+        return "–"  # not measured or not reported
     if not isinstance(value, float) or not math.isfinite(value):
         return str(value)
     if value != 0 and not 1e-3 <= abs(value) < 1e6:
