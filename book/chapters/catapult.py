@@ -22,7 +22,8 @@
 #   drops until it fits below $2/\eta$, and training converges to a flatter minimum, often with better test
 #   accuracy;
 # - **divergent**, $\eta>\eta_{\max}$.
-#
+
+# %% [markdown]
 # Their solvable uv model gives $\eta_{\max}=4/\lambda_0$; for ReLU networks the paper reports about
 # $12/\lambda_0$. Huang, Du, Xu and Liu ({cite}`huang2020implicit`) carry the picture over to deep *linear*
 # networks with the *logistic* loss, where the separability of the data decides what happens: with degenerate or

@@ -17,7 +17,10 @@
 # two parameter vectors
 # with the *same* train loss can have *different* population losses when the data under-sample the
 # distribution; so an early-stopped run's learning-rate schedule, which decides *where* on the train loss's
-# level set it stops, can change generalization. The report shows it exactly on a 2-D example with three
+# level set it stops, can change generalization.
+
+# %% [markdown]
+# The report shows it exactly on a 2-D example with three
 # samples (population loss $0.75\epsilon$ vs $1.5\epsilon$ at train loss $\epsilon$) and then measures
 # "large LR 0.1, then 0.01" against "0.01 throughout" on ten Gaussian regression datasets stopped at train
 # loss 0.1, finding a slightly lower test RMSE for the annealed schedule (0.2311 vs 0.2394).

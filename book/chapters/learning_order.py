@@ -15,7 +15,10 @@
 #
 # **Claim** (Li, Wei, Ma 2019, {cite}`li2019towards`): a network trained with a large initial learning rate and
 # then annealed generalises better than the same network trained with a small learning rate from the start,
-# because the two learn the patterns of the data in a different *order*. The paper proves it for a two-layer ReLU
+# because the two learn the patterns of the data in a different *order*.
+
+# %% [markdown]
+# The paper proves it for a two-layer ReLU
 # network on a distribution with two kinds of patterns:
 # - **P** ("hard to generalise, easy to fit"): linearly separable with a small margin, but with noise in $d$
 #   dimensions, so that it needs many examples to generalise;

@@ -15,8 +15,11 @@
 #
 # **Claim** (Keskar et al., ICLR 2017, arXiv 1609.04836): training with a large batch (LB, 10% of the training
 # set) converges to *sharp* minimisers of the training loss and generalises worse than training with a small
-# batch (SB, 256), which finds *flat* ones. Sharpness is measured by their Metric 2.1, the largest relative
-# increase of the loss in a small box around the minimiser,
+# batch (SB, 256), which finds *flat* ones.
+
+# %% [markdown]
+# Sharpness is measured by their Metric 2.1, the largest relative increase of the loss in a small box around
+# the minimiser,
 #
 # $$\phi_{x,f}(\epsilon, A) = 100\cdot\frac{\max_{y\in\mathcal C_\epsilon} f(x+Ay) - f(x)}{1+f(x)},\qquad
 # \mathcal C_\epsilon=\{y: |y_i|\le\epsilon(|(A^+x)_i|+1)\},$$
