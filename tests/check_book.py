@@ -2,9 +2,10 @@
 
 Every page of _build/html is served over HTTP and opened in headless Chromium (Debian's `chromium` and
 `chromium-driver`, driven by Selenium) at 1280 px wide. Once it has settled (loaded, images decoded, MathJax
-done), the page fails on: raw TeX delimiters in the visible text, an image that did not load, a traceback or
-error/stderr output, an absolute path of the machine that built it, a console error, or a table wider than the
-content column. Collapsed sections are opened for the checks, so what a reader can expand is checked too.
+done), the page fails on: raw TeX delimiters in the visible text or math that MathJax could not typeset, an
+image that did not load, a traceback or error/stderr output, an absolute path of the machine that built it, a
+console error, or a table wider than the content column. Collapsed sections are opened for the checks, so what
+a reader can expand is checked too.
 Every page leaves a full-page screenshot (collapsed, as a reader first sees it) in _build/screenshots/, and
 _build/screenshots/pages.tsv lists each page's length in pixels and the time it took.
 
@@ -114,7 +115,11 @@ const broken = Array.from(document.images).filter(i => !i.complete || i.naturalW
   .map(i => i.getAttribute('src'));
 const errors = Array.from(article.querySelectorAll('.output.error, .output.traceback, .output.stderr, .stderr'))
   .filter(visible).map(e => e.innerText.slice(0, 120));
-return {text, wide, broken, errors, html: document.documentElement.outerHTML};
+// math MathJax could not typeset: an error node, or an undefined command (a stray escape) drawn as red text
+const badMath = Array.from(article.querySelectorAll(
+    'mjx-container [data-mml-node="merror"], mjx-container mtext[mathcolor="red"], [data-mjx-error]'))
+  .map(e => (e.getAttribute('data-mjx-error') || '') + e.textContent.slice(0, 60));
+return {text, wide, broken, errors, badMath, html: document.documentElement.outerHTML};
 """
 
 
@@ -165,6 +170,8 @@ def test_page_reads_clean_in_a_browser(page, server, browser):
     tex = sorted({m.group(0) for m in RAW_TEX.finditer(found["text"])})
     if tex:
         problems.append(f"raw TeX in the visible text: {tex[:5]}")
+    if found["badMath"]:
+        problems.append(f"math that did not typeset: {found['badMath'][:5]}")
     if found["broken"]:
         problems.append(f"images that did not load: {found['broken'][:5]}")
     if "Traceback" in found["text"] or found["errors"]:

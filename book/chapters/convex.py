@@ -33,8 +33,8 @@
 # error), full-batch gradient descent from $\beta=0$, stopped at the first step with $\hat L_n\le$ `stop_loss`.
 # The annealed schedule uses `lr_large` until $\hat L_n\le$ `anneal_loss`, then `lr_small`. The report does
 # not say when it annealed; we anneal on a train-loss threshold, as the algorithm L-S of {cite}`li2019towards` does.
-# Gaussian datasets: $\beta^\*\sim N(0,I_2)$, $x\sim N(0,I_2)$, $y=\langle\beta^\*,x\rangle$ + optional noise, so
-# the population RMSE is exactly $\sqrt{\lVert\beta-\beta^\*\rVert^2+\sigma^2}$ (no test sample needed).
+# Gaussian datasets: $\beta^*\sim N(0,I_2)$, $x\sim N(0,I_2)$, $y=\langle\beta^*,x\rangle$ + optional noise, so
+# the population RMSE is exactly $\sqrt{\lVert\beta-\beta^*\rVert^2+\sigma^2}$ (no test sample needed).
 
 # %% tags=["parameters"]
 preset = "book"  # which preset the values below came from (set by `python -m repro run --preset`)
@@ -173,8 +173,8 @@ def sweep_figure(r):
 
 # %% [markdown]
 # ## 1. The exact analysis
-# Take $x$ uniform on $\{(1,0),(0,1)\}$, $y=\langle\beta^\*,x\rangle$ and $n=3$ samples. If $n_1$ samples
-# are $(1,0)$ and $n_2$ are $(0,1)$, with $e=\beta-\beta^\*$,
+# Take $x$ uniform on $\{(1,0),(0,1)\}$, $y=\langle\beta^*,x\rangle$ and $n=3$ samples. If $n_1$ samples
+# are $(1,0)$ and $n_2$ are $(0,1)$, with $e=\beta-\beta^*$,
 # $\hat L_n = \frac{n_1}{n}e_1^2+\frac{n_2}{n}e_2^2$ while $L_{\mathcal D}=\frac12 e_1^2+\frac12 e_2^2$.
 # On the level set $\hat L_n=\epsilon$ the ratio $L_{\mathcal D}/\epsilon$ is a generalised Rayleigh
 # quotient, so its range is given by the generalised eigenvalues of the two curvatures; the code computes
@@ -208,7 +208,7 @@ assert np.isclose(split["min_pop_over_eps"], 0.75) and np.isclose(split["max_pop
 
 # %% tags=["summary-figure"]
 fig, axes = figure(ncols=2, width=5.0, height=5.6)
-level_sets(axes[0], result.data, "discrete", "n = 3, x in {e1, e2}: LR 0.05 vs LR 1 then 0.05")
+level_sets(axes[0], result.data, "discrete", "n = 3: LR 0.05 vs 1 then 0.05")
 g = result.data["paths"]["gaussian"]
 level_sets(axes[1], result.data, "gaussian", f"Gaussian dataset {g['dataset']}, n = {n_samples}, "
            f"s_max/s_min = {g['anisotropy']:.1f}")

@@ -45,7 +45,7 @@
 #
 # **Setting.** Labels $y=\pm1$; with probability $p_0$ an example has only $x_1\sim P_y$, with probability
 # $q_0$ only $x_2\sim Q_y$, otherwise both (the missing part is 0).
-# $x_1=y\gamma_0w^\*+z$ with $z\sim N(0,I_d/d)$ conditioned on $y\langle w^\*,z\rangle\ge0$;
+# $x_1=y\gamma_0w^*+z$ with $z\sim N(0,I_d/d)$ conditioned on $y\langle w^*,z\rangle\ge0$;
 # $Q_{+1}$: $x_2=\alpha z_q$, $Q_{-1}$: $x_2=\alpha(z_q\pm\zeta)$ with $\alpha\sim U[0,1]$, $z_q\perp\zeta$.
 # We store $x_2$ in the plane of $z_q$ and $\zeta$: with a Gaussian initialisation and spherical noise, weights
 # orthogonal to that plane never change the output, so this is the paper's Q in any dimension.
@@ -356,9 +356,9 @@ n_seeds = main.metrics["seeds"]
 
 # %% [markdown] tags=["details"]
 # ## The distribution (the theory setting)
-# Left: the P component of examples that carry it, along $w^\*$ and along one fixed direction orthogonal to it
+# Left: the P component of examples that carry it, along $w^*$ and along one fixed direction orthogonal to it
 # (the other $d-2$ noise directions are not drawn). The classes are separated by the margin $2\gamma_0$ (dashed),
-# but the noise is far larger: a classifier has to find $w^\*$ among $d$ directions. Right: the Q component in its
+# but the noise is far larger: a classifier has to find $w^*$ among $d$ directions. Right: the Q component in its
 # plane, three rays through the origin, $z_q$ for $y=+1$ and $z_q\pm\zeta$ for $y=-1$; no line through the origin
 # separates them, but a few ReLU units whose kinks fall between the rays do.
 
