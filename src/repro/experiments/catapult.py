@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from repro import params as P
 from repro.data import load_dataset
+from repro.data.vision import SPLIT_SIZES
 from repro.device import get_device, num_threads
 from repro.metrics.hessian import functional, hessian_top_eigenvalue, ntk_top_eigenvalue
 from repro.models import uv
@@ -95,11 +96,18 @@ class Params(P.Params):
         if self.width_small >= self.width_large:
             raise P.ConfigError(f"width_small ({self.width_small}) must be smaller than width_large "
                                 f"({self.width_large}).")
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            if getattr(self, name) > SPLIT_SIZES[self.dataset][split]:
+                raise P.ConfigError(f"{name} ({getattr(self, name)}) exceeds the {SPLIT_SIZES[self.dataset][split]} "
+                                    f"{self.dataset} {split} images; lower it.")
         if self.uv_width > self.uv_width_max:
             raise P.ConfigError(f"uv_width ({self.uv_width}) must not exceed uv_width_max ({self.uv_width_max}).")
         if self.dl_n_train <= 2 * self.dl_dim:
             raise P.ConfigError(f"dl_n_train ({self.dl_n_train}) must exceed 2 * dl_dim ({2 * self.dl_dim}), or "
                                 f"the noisy labels would be linearly separable.")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return [(self.dataset, "train"), (self.dataset, "test")]
 
 
 def resolve_device(p: Params) -> torch.device:

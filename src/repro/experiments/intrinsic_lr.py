@@ -140,6 +140,9 @@ class Params(P.Params):
         if self.model == "preresnet32" and self.dataset != "cifar10":
             raise P.ConfigError("preresnet32 is the paper's CIFAR-10 network; use dataset cifar10 with it.")
 
+    def datasets(self) -> list[tuple[str, str]]:
+        return [(self.dataset, "train"), (self.dataset, "test")]
+
 
 # ============================================================================================== the toy model
 

@@ -21,6 +21,7 @@ from torch import nn
 from repro import params as P
 from repro.data import load_dataset
 from repro.data.patches import apply_patches, make_patches
+from repro.data.vision import SPLIT_SIZES
 from repro.device import get_device
 from repro.experiments.learning_order_theory import TheoryParams, TheoryResults, run_theory
 from repro.models.wrn import NoisyMLP, WideResNet, set_act_noise
@@ -100,9 +101,16 @@ class Params(TheoryParams):
             raise P.ConfigError(f"lr_small ({self.lr_small}) must be smaller than lr_large ({self.lr_large}).")
         if self.network == "wrn" and (self.wrn_depth - 4) % 6:
             raise P.ConfigError(f"wrn_depth must be 6n + 4 (10, 16, 22, ...), got {self.wrn_depth}.")
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            if getattr(self, name) > SPLIT_SIZES["cifar10"][split]:
+                raise P.ConfigError(f"{name} ({getattr(self, name)}) exceeds the {SPLIT_SIZES['cifar10'][split]} "
+                                    f"CIFAR-10 {split} images; lower it.")
         if self.batch_size > round(self.control_fraction * self.n_train):
             raise P.ConfigError(f"batch_size ({self.batch_size}) is larger than the control runs' training set "
                                 f"(control_fraction x n_train = {round(self.control_fraction * self.n_train)}).")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return [("cifar10", "train"), ("cifar10", "test")]
 
 
 # Fields every CIFAR run depends on; the patch fields only matter for patched runs.

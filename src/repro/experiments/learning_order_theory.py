@@ -57,7 +57,10 @@ FIT_ACCURACY = 0.9
 
 def _grid(text: str, name: str = "grid", example: str = "0.05,0.1,0.2") -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if not all(math.isfinite(v) for v in values):  # 'nan', 'inf' and '1e999' parse as floats
+            raise ValueError
+        return values
     except ValueError:
         raise P.ConfigError(f"{name} must be comma-separated numbers such as '{example}'; got {text!r}.") from None
 

@@ -143,6 +143,10 @@ class Params(P.Params):
             raise P.ConfigError(f"subspace_dim ({self.subspace_dim}) above 1000 makes the n x p matrix A too "
                                 f"large to keep; the paper uses 100.")
 
+    def datasets(self) -> list[tuple[str, str]]:
+        names = dict.fromkeys(NETWORKS[n][0] for n in self.network_list())
+        return [(name, split) for name in names for split in ("train", "test")]
+
 
 def large_batch(n: int, fraction: float) -> int:
     return max(1, round(fraction * n))
