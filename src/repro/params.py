@@ -63,6 +63,8 @@ def _coerce(name: str, typ: type, value: Any) -> Any:
                 return False
             raise wrong
         if not (_INT_TEXT if typ is int else _FLOAT_TEXT).fullmatch(text):
+            if typ is float and text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                raise ConfigError(f"Parameter {name} must be a finite number, got {_show(value)}.")
             raise wrong
         if typ is int and len(text.lstrip("+-")) > 12:  # int() refuses thousands of digits with its own error
             raise ConfigError(f"Parameter {name} must lie within +-{INT_MAX}, got {_show(value)}.")

@@ -3,13 +3,16 @@
 A run is keyed by a hash of its experiment name, the experiment's version and its resolved config, so the same
 request loads instead of training, and a change to the code that changes results (a version bump) or to any
 parameter gives a new key. Files are written to a temporary name and renamed into place, so an interrupted
-write never leaves a readable half file; an unreadable file is reported and recomputed, never half-read.
+write never leaves a readable half file; an unreadable file is reported and recomputed, never half-read. Two
+processes that ask for the same missing result take turns on a lock file: one computes, the other loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,9 @@ _REQUIRED = ("schema", "experiment", "version", "key", "config", "metrics", "dat
 
 
 def results_dir() -> Path:
-    """`REPRO_RESULTS_DIR`, or `results/` in the project checkout."""
+    """`REPRO_RESULTS_DIR` (relative to the current directory), or `results/` in the project checkout."""
     env = os.environ.get("REPRO_RESULTS_DIR")
-    return Path(env) if env else project_root() / "results"
+    return Path(env).expanduser().absolute() if env else project_root() / "results"
 
 
 def project_root() -> Path:
@@ -64,12 +67,22 @@ def git_commit() -> str:
     return f"{sha}-dirty" if dirty else sha
 
 
+def is_deterministic(device: torch.device | str) -> bool:
+    """Whether the same seed gives bit-identical numbers on this device. CPU kernels are (with the same thread
+    count); CUDA ones are not unless deterministic algorithms are switched on (atomics and cuDNN's autotuner
+    reorder floating-point sums from run to run)."""
+    if torch.device(device).type == "cpu":
+        return True
+    return torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+
+
 def provenance(device: torch.device | str, seed: int | None, wall_time_s: float) -> dict[str, Any]:
     return {
         "commit": git_commit(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "device": device_name(device),
         "seed": seed,
+        "deterministic": is_deterministic(device),
         "wall_time_s": round(wall_time_s, 3),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -127,6 +140,21 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on `path` (released by the kernel if the process dies). Where the file system has no
+    locks, runs do not wait for each other; every write is still atomic. The lock file is removed on the way out:
+    a process still waiting on the removed file then re-checks the store, and at worst computes once more."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        with contextlib.suppress(OSError):
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
 class Store:
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else results_dir()
@@ -142,13 +170,13 @@ class Store:
             return None
         try:
             payload = json.loads(path.read_text())
-            if any(k not in payload for k in _REQUIRED) or payload["key"] != key:
+            if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED) or payload["key"] != key:
                 raise ValueError("fields missing or key mismatch")
-        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            payload.pop("schema")
+            return Result(**payload, cached=True)
+        except (OSError, ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             warnings.warn(f"Ignoring unreadable result {path} ({err}); it will be recomputed.", stacklevel=2)
             return None
-        payload.pop("schema")
-        return Result(**payload, cached=True)
 
     def save(self, result: Result) -> Path:
         path = self.path(result.experiment, result.key)
@@ -166,14 +194,22 @@ class Store:
             cached = self.load(experiment, version, config)
             if cached is not None:
                 return _maybe_record(cached)
-        start = time.perf_counter()
-        out = fn()
-        wall = time.perf_counter() - start
-        result = Result(experiment=experiment, version=version, key=config_key(experiment, version, config),
-                        config=_jsonable(config), metrics=_jsonable(out["metrics"]),
-                        data=_jsonable(out.get("data", {})),
-                        provenance=provenance(device, config.get("seed"), wall))
-        self.save(result)
+        key = config_key(experiment, version, config)
+        path = self.path(experiment, key)
+        with _exclusive(path.with_name(f".{key}.lock")):
+            if not force:  # another process may have computed it while this one waited for the lock
+                cached = self.load(experiment, version, config)
+                if cached is not None:
+                    return _maybe_record(cached)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer of this key
+                stale.unlink(missing_ok=True)
+            start = time.perf_counter()
+            out = fn()
+            wall = time.perf_counter() - start
+            result = Result(experiment=experiment, version=version, key=key, config=_jsonable(config),
+                            metrics=_jsonable(out["metrics"]), data=_jsonable(out.get("data", {})),
+                            provenance=provenance(device, config.get("seed"), wall))
+            self.save(result)
         return _maybe_record(result)
 
 
@@ -185,7 +221,7 @@ class Store:
 
 def recorded_dir() -> Path:
     env = os.environ.get("REPRO_RECORDED_DIR")
-    return Path(env) if env else project_root() / "results" / "recorded"
+    return Path(env).expanduser().absolute() if env else project_root() / "results" / "recorded"
 
 
 def _maybe_record(result: Result) -> Result:
