@@ -136,9 +136,9 @@ class Params(P.Params):
             raise P.ConfigError(f"lr_large_first * weight_decay ({self.lr_large_first * self.weight_decay:g}) "
                                 f"must be below 0.5, or weight decay alone shrinks the weights too fast.")
         if self.augment and self.dataset != "cifar10":
-            raise P.ConfigError("augment (crop and flip) is for cifar10; set augment to false for mnist.")
+            raise P.ConfigError("augment must be false for dataset mnist: crop and flip is for cifar10.")
         if self.model == "preresnet32" and self.dataset != "cifar10":
-            raise P.ConfigError("preresnet32 is the paper's CIFAR-10 network; use dataset cifar10 with it.")
+            raise P.ConfigError("model preresnet32 is the paper's CIFAR-10 network; use dataset cifar10 with it.")
 
     def datasets(self) -> list[tuple[str, str]]:
         return [(self.dataset, "train"), (self.dataset, "test")]

@@ -127,18 +127,19 @@ class Params(P.Params):
         if self.sharpness_eps_small >= self.sharpness_eps:
             raise P.ConfigError(f"sharpness_eps_small ({self.sharpness_eps_small}) must be smaller than "
                                 f"sharpness_eps ({self.sharpness_eps}).")
-        sizes = [("F1", self.n_train, self.batch_size, self.sharpness_examples)] if "F1" in nets else []
+        sizes = [("F1", "", self.n_train, self.batch_size, self.sharpness_examples)] if "F1" in nets else []
         if any(n != "F1" for n in nets):
-            sizes.append(("C1-C4", self.cifar_train, self.cifar_batch_size, self.cifar_sharpness_examples))
-        for net, n, small, examples in sizes:
+            sizes.append(("C1-C4", "cifar_", self.cifar_train, self.cifar_batch_size, self.cifar_sharpness_examples))
+        for net, prefix, n, small, examples in sizes:
             large = large_batch(n, self.large_batch_fraction)
             if small >= large:
-                raise P.ConfigError(f"The small batch of {net} ({small}) must be smaller than its large batch "
-                                    f"({large} = {self.large_batch_fraction} x {n} training images); lower the "
-                                    f"batch size or train on more images.")
+                raise P.ConfigError(f"The small batch of {net} ({prefix}batch_size {small}) must be smaller than "
+                                    f"its large batch ({large} = large_batch_fraction {self.large_batch_fraction} x "
+                                    f"{n} training images); lower the batch size or train on more images.")
             if examples > n:
-                raise P.ConfigError(f"The sharpness of {net} is measured on {examples} training examples but "
-                                    f"it trains on {n}; lower the sharpness examples.")
+                raise P.ConfigError(f"The sharpness of {net} is measured on {examples} training examples "
+                                    f"({prefix}sharpness_examples) but it trains on {n}; lower the sharpness "
+                                    f"examples.")
         if self.subspace_dim > 1000:
             raise P.ConfigError(f"subspace_dim ({self.subspace_dim}) above 1000 makes the n x p matrix A too "
                                 f"large to keep; the paper uses 100.")
