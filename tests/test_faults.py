@@ -313,3 +313,23 @@ def test_ctrl_c_during_training_leaves_a_checkpoint_that_resumes_exactly(tmp_pat
     resumed = namespace["run"](tmp_path / "ckpt")
     assert not ckpt.exists()  # cleared once the run finished
     assert torch.equal(resumed, namespace["run"]()) and torch.isfinite(resumed).all()
+
+
+def test_ctrl_c_during_a_chapter_is_one_line_exit_130_and_leaves_no_notebook(tmp_path):
+    """Through the real runner: the kernel is shut down quietly and the half-executed notebook is removed."""
+    out = tmp_path / "out" / "c.ipynb"
+    p = subprocess.Popen([sys.executable, "-m", "repro", "run", "catapult", "--preset", "smoke", "--force",
+                          "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path)
+    deadline = time.time() + 120
+    while not list(out.parent.glob(".c.*.ipynb")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # a few cells into the chapter
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip()]
+    progress = [line for line in lines if line.startswith("Executing:")]
+    assert p.returncode == 130 and stdout == ""
+    assert lines == [*progress, "interrupted: finished results are stored; run the same command again to continue "
+                                "(a training run with checkpoints resumes from its last one)."]
+    assert not list(out.parent.iterdir())

@@ -146,6 +146,20 @@ def check_data(params: Params) -> None:
         read_arrays(dataset, split)
 
 
+def _quiet_kernel_manager():
+    """A kernel manager whose kernel process writes nothing to the terminal: a cell's own output reaches the
+    notebook through the kernel's messages, and what the process itself prints is transport chatter, or a
+    traceback from the socket it was replying on when Ctrl-C shut it down. A dead kernel is still reported, by
+    papermill."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": subprocess.DEVNULL})
+
+    return QuietKernelManager
+
+
 def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | None = None,
                 output: Path | str | None = None, force: bool = False, progress: bool = False,
                 record: bool = False) -> Path:
@@ -175,11 +189,12 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
     # papermill rewrites its output after every cell: run into a temporary name, so that an interrupted run
     # never leaves a half-executed notebook under the name a reader or the book build looks at.
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=".ipynb")
+    os.fchmod(fd, 0o644)  # mkstemp makes files private; a notebook is meant to be read
     os.close(fd)
     try:
         check_data(params)
         pm.execute_notebook(nb, tmp, parameters=values, kernel_name="python3", cwd=str(chapter.source.parent),
-                            progress_bar=progress, log_output=False)
+                            progress_bar=progress, log_output=False, kernel_manager_class=_quiet_kernel_manager())
         os.replace(tmp, output)
     except PapermillExecutionError as err:
         os.replace(tmp, output)  # a complete notebook that shows the failing cell
