@@ -333,3 +333,17 @@ def test_ctrl_c_during_a_chapter_is_one_line_exit_130_and_leaves_no_notebook(tmp
     assert lines == [*progress, "interrupted: finished results are stored; run the same command again to continue "
                                 "(a training run with checkpoints resumes from its last one)."]
     assert not list(out.parent.iterdir())
+
+
+def test_a_failing_cell_is_one_line_exit_1_naming_the_notebook(guarded, tmp_path, monkeypatch):
+    from papermill.exceptions import PapermillExecutionError
+
+    def fail(nb, path, **k):
+        Path(path).write_text("{}")  # papermill has written the notebook with the traceback
+        raise PapermillExecutionError(5, 6, "x = 1 / 0", "ZeroDivisionError", "division by zero", ["..."])
+
+    monkeypatch.setattr(papermill, "execute_notebook", fail)
+    code, err = run_cli(["run", "convex", "--preset", "smoke", "--output", "c.ipynb"])
+    assert (code, err) == (1, f"error: the chapter failed in cell 6: ZeroDivisionError: division by zero; the "
+                              f"notebook with the full traceback is {tmp_path / 'c.ipynb'}.\n")
+    assert (tmp_path / "c.ipynb").read_text() == "{}" and [p.name for p in tmp_path.iterdir()] == ["c.ipynb"]

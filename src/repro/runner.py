@@ -183,14 +183,14 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
     # The kernel inherits this process's environment: figures must render inline whatever MPLBACKEND says.
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **({"REPRO_FORCE": "1"} if force else {}),
            **({"REPRO_RECORD": json.dumps({"chapter": name, "preset": preset})} if record else {}), **paths}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     output.parent.mkdir(parents=True, exist_ok=True)
     # papermill rewrites its output after every cell: run into a temporary name, so that an interrupted run
     # never leaves a half-executed notebook under the name a reader or the book build looks at.
     fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=".ipynb")
     os.fchmod(fd, 0o644)  # mkstemp makes files private; a notebook is meant to be read
     os.close(fd)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         check_data(params)
         pm.execute_notebook(nb, tmp, parameters=values, kernel_name="python3", cwd=str(chapter.source.parent),
