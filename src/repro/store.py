@@ -128,6 +128,8 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
 
 
 class Store:
+    trains = True  # a store that may compute; repro.units.RecordedStore only replays recorded units
+
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else results_dir()
 

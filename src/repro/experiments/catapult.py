@@ -32,6 +32,7 @@ from repro.metrics.hessian import functional, hessian_top_eigenvalue, ntk_top_ei
 from repro.models import uv
 from repro.models.ntk import NTKMLP, NTKConvNet
 from repro.store import Result, Store
+from repro.units import Unit, make_unit, run_unit
 
 VERSION = 1
 
@@ -516,19 +517,25 @@ class Results:
     linear: Result
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
-    """The three sub-experiments, each stored under the parameters it depends on (so changing a network
-    parameter does not recompute the uv model)."""
-    store = store or Store()
+def units(p: Params) -> list[Unit]:
+    """Three units: the uv model (on the CPU, one thread), the networks' learning-rate sweep, the deep linear
+    nets. None is a bench network's SGD training, so none has a time estimate."""
     cfg = p.to_dict()
     device = resolve_device(p)
 
-    def sub(name, fields, fn, dev):
-        config = {k: cfg[k] for k in fields}
-        return store.run(name, VERSION, config, lambda: fn(p), device=dev, force=force)
+    def uv_single_thread(p: Params) -> dict:
+        with num_threads(1):
+            return uv_experiment(p)
 
-    with num_threads(1):
-        uv_result = sub("catapult_uv", UV_FIELDS, uv_experiment, "cpu")
-    return Results(uv=uv_result,
-                   nets=sub("catapult_nets", NET_FIELDS, nets_experiment, device),
-                   linear=sub("catapult_linear", LINEAR_FIELDS, linear_experiment, device))
+    return [make_unit("catapult", name.removeprefix("catapult_"), name, VERSION, {k: cfg[k] for k in fields},
+                      lambda fn=fn: fn(p), dev)
+            for name, fields, fn, dev in (("catapult_uv", UV_FIELDS, uv_single_thread, "cpu"),
+                                          ("catapult_nets", NET_FIELDS, nets_experiment, device),
+                                          ("catapult_linear", LINEAR_FIELDS, linear_experiment, device))]
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
+    """The three sub-experiments, each a unit stored under the parameters it depends on (so changing a network
+    parameter does not recompute the uv model)."""
+    uv_result, nets, linear = (run_unit(store or Store(), u, force) for u in units(p))
+    return Results(uv=uv_result, nets=nets, linear=linear)

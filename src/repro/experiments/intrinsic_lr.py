@@ -27,6 +27,7 @@ from repro.models.bn import BNMLP, BNConvNet
 from repro.models.preresnet import preresnet32
 from repro.store import Result, Store
 from repro.train.loop import channel_stats, piecewise, train
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 1
 SOURCE = "Li, Lyu, Arora 2020 (references, section 4b)"
@@ -546,34 +547,49 @@ TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", 
               "momentum")
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
-    """Everything the chapter shows. Each part is its own stored result; this one gathers them."""
-    store = store or Store()
+def units(p: Params) -> list[Unit]:
+    """The toy model (CPU), then one unit per network part (the LR drop, Figure 5's schedules, the lambda_e
+    sweep, momentum and batch size); each network part loads its own data."""
     device = get_device()
     config = p.to_dict()
-    toy_config = {k: config[k] for k in TOY_FIELDS}
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
+    found = [make_unit("intrinsic_lr", "toy", "intrinsic_lr_toy", VERSION, {k: config[k] for k in TOY_FIELDS},
+                       lambda: {"metrics": {}, "data": _toy(p)}, "cpu")]
+    setup: list[NetSetup] = []  # loaded once for every part run in this process
+
+    def part(fn) -> dict:
+        setup[:] = setup or [load_setup(p, device)]
+        with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
+            return {"metrics": {}, "data": fn(p, setup[0])}
+
+    for name, fn in NET_PARTS.items():
+        found.append(make_unit("intrinsic_lr", name, f"intrinsic_lr_{name}", VERSION, net_config,
+                               lambda fn=fn: part(fn), device, Work("PreResNet-32" if p.model == "preresnet32"
+                                                                    else None, _part_images(p, name))))
+    return found
+
+
+def _part_images(p: Params, name: str) -> float:
+    """Training images of the parts whose run lengths are fixed epochs (the sweep's depend on lambda_e)."""
+    epochs = {"drop": (p.equilibrium_epochs + p.after_drop_epochs) + (p.early_drop_epochs + p.after_drop_epochs)
+              + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs)}.get(name)
+    return 0.0 if epochs is None else epochs * p.n_train
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Everything the chapter shows. Each part is a unit, its own stored result; this one gathers them."""
+    store = store or Store()
+    device = get_device()
 
     def compute() -> dict:
         with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
-            return _compute()
-
-    def _compute() -> dict:
-        parts = {"toy": store.run("intrinsic_lr_toy", VERSION, toy_config, lambda: {"metrics": {}, "data": _toy(p)},
-                                  device="cpu", force=force)}
-        setup = None
-        for name, fn in NET_PARTS.items():
-            def part(fn=fn) -> dict:
-                nonlocal setup
-                setup = setup or load_setup(p, device)
-                return {"metrics": {}, "data": fn(p, setup)}
-            parts[name] = store.run(f"intrinsic_lr_{name}", VERSION, net_config, part, device=device, force=force)
+            parts = {u.name: run_unit(store, u, force) for u in units(p)}
         data = {name: r.data for name, r in parts.items()}
         data["provenance"] = {name: {"key": f"{r.experiment}/{r.key}", "cached": r.cached, **r.provenance}
                               for name, r in parts.items()}
         return {"metrics": _metrics(p, data), "data": data}
 
-    return store.run("intrinsic_lr", VERSION, config, compute, device=device, force=force)
+    return store.run("intrinsic_lr", VERSION, p.to_dict(), compute, device=device, force=force)
 
 
 def _metrics(p: Params, d: dict) -> dict:

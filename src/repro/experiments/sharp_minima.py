@@ -37,6 +37,7 @@ from repro.metrics.sharpness import random_subspace, sharpness
 from repro.models.keskar import C1, C2, F1
 from repro.store import Result, Store
 from repro.train.loop import channel_stats, constant, evaluate, normalize, train
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 1
 
@@ -425,34 +426,63 @@ REMEDY_FIELDS = ("seed", "seeds", "lr", "large_batch_fraction", "remedy_scaling"
                  "sharpness_iters", "subspace_dim", "lanczos_iters", *F1_FIELDS[:-1])
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
-    """Every network's comparison, the optimizers' extension and the remedy, each stored on its own, gathered
-    into one stored result."""
-    store = store or Store()
+def _measure_images(p: Params, sizes: dict[str, int], runs: int) -> float:
+    """Image passes of the measurements of `runs` trained networks: four Metric 2.1 maximisations (L-BFGS-B,
+    about 1.5 evaluations per iteration) and Lanczos (an HVP is about two passes) on the sharpness examples."""
+    return runs * sizes["sharpness_examples"] * (4 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
+
+
+def units(p: Params) -> list[Unit]:
+    """One unit per network (its seeds, both batch regimes, the measurements and the interpolation), then the
+    optimizers' extension and the remedy on F1."""
     device = get_device(p.device)
     cfg = p.to_dict()
     nets = p.network_list()
-    for net in nets:  # missing data stops the run before any training
-        load_dataset(NETWORKS[net][0], "test", "cpu")
 
-    def sub(name: str, fields: tuple[str, ...], fn, **extra) -> Result:
-        config = {**{k: cfg[k] for k in fields}, **extra}
-        return store.run(name, VERSION, config, fn, device=device, force=force)
+    def unit(name: str, experiment: str, fields: tuple[str, ...], fn, model: str, images: float,
+             **extra) -> Unit:
+        return make_unit("sharp_minima", name, experiment, VERSION, {**{k: cfg[k] for k in fields}, **extra}, fn,
+                         device, Work(model, images))
+
+    found = []
+    for net in nets:
+        sz = net_sizes(p, net)
+        train_images = p.seeds * sz["epochs"] * (sz["n_train"] // sz["small"] * sz["small"]
+                                                 + sz["n_train"] // sz["large"] * sz["large"])
+        interp = p.interp_points * (2 * sz["interp_examples"] + sz["n_test"]) / 3
+        found.append(unit(f"net/{net}", "sharp_minima_net", NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS),
+                          lambda net=net: net_experiment(p, net, device), BENCH_MODEL[net],
+                          train_images + _measure_images(p, sz, 2 * p.seeds) + interp, network=net))
+    if "F1" in nets:
+        sz = net_sizes(p, "F1")
+        per_run = sz["epochs"] * sz["n_train"]
+        if p.extension_seeds:
+            found.append(unit("optimizers", "sharp_minima_optimizers", EXTENSION_FIELDS,
+                              lambda: optimizers_experiment(p, device), "F1",
+                              4 * p.extension_seeds * per_run + _measure_images(p, sz, 4 * p.extension_seeds) / 4))
+        found.append(unit("remedy", "sharp_minima_remedy", REMEDY_FIELDS, lambda: remedy_experiment(p, device), "F1",
+                          p.seeds * per_run + _measure_images(p, sz, p.seeds) / 4))
+    return found
+
+
+# the bench network whose measured throughput stands for each network (C3, C4: C1, C2 with 100 outputs)
+BENCH_MODEL = {"F1": "F1", "C1": "C1", "C2": "C2", "C3": "C1", "C4": "C2"}
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Every network's comparison, the optimizers' extension and the remedy, each a unit stored on its own,
+    gathered into one stored result."""
+    store = store or Store()
+    device = get_device(p.device)
+    if store.trains:
+        for net in p.network_list():  # missing data stops the run before any training
+            load_dataset(NETWORKS[net][0], "test", "cpu")
 
     def compute() -> dict:
-        parts = {}
-        for net in nets:
-            fields = NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)
-            parts[net] = sub("sharp_minima_net", fields, lambda net=net: net_experiment(p, net, device),
-                             network=net)
-        if "F1" in nets and p.extension_seeds:
-            parts["optimizers"] = sub("sharp_minima_optimizers", EXTENSION_FIELDS,
-                                      lambda: optimizers_experiment(p, device))
-        if "F1" in nets:
-            parts["remedy"] = sub("sharp_minima_remedy", REMEDY_FIELDS, lambda: remedy_experiment(p, device))
+        parts = {u.name.removeprefix("net/"): run_unit(store, u, force) for u in units(p)}
         return {"metrics": {k: v.metrics for k, v in parts.items()},
                 "data": {"parts": {k: {"experiment": v.experiment, "key": v.key, "cached": v.cached,
                                        "provenance": v.provenance} for k, v in parts.items()},
                          **{k: v.data for k, v in parts.items()}}}
 
-    return store.run("sharp_minima", VERSION, cfg, compute, device=device, force=force)
+    return store.run("sharp_minima", VERSION, p.to_dict(), compute, device=device, force=force)
