@@ -1,4 +1,4 @@
-"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | build | bench`."""
+"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | build | bench | campaign`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,30 @@ def _bench(args) -> int:
     return 0
 
 
+def _campaign(args) -> int:
+    from pathlib import Path
+
+    from repro.campaign import run_campaign, take
+    from repro.runner import get_chapter
+
+    if args.take:
+        written, refused = take(Path(args.take))
+        for line in refused:
+            print(f"refused: {line}", file=sys.stderr)
+        print(f"filed {len(written)} recorded unit(s) under results/recorded/")
+        return 1 if refused else 0
+    if args.budget is None or args.budget <= 0 or (args.out is None and not args.dry_run):
+        raise ConfigError("campaign needs --budget SECONDS (> 0) and --out DIR (or --dry-run, or --take DIR).")
+    if args.preset not in PRESET_NAMES:
+        raise ConfigError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
+    for name in chapters or []:
+        get_chapter(name)
+    run_campaign(args.budget, Path(args.out) if args.out else None, args.preset, chapters, dry_run=args.dry_run,
+                 device=args.device, unknown_s=args.unknown_s)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     bench.add_argument("--out", help="also write the figures as JSON here")
+    camp = sub.add_parser("campaign", help="run the pending units of a preset that fit a time budget, recording "
+                                           "each (for a short GPU window)")
+    camp.add_argument("--budget", type=float, help="seconds the whole campaign may take, the bench included")
+    camp.add_argument("--out", help="folder for the finished units' bundles (units-K.json)")
+    camp.add_argument("--preset", default="paper", help="whose units to run (default: paper)")
+    camp.add_argument("--chapters", help="comma-separated chapters (default: all, in order of value)")
+    camp.add_argument("--dry-run", action="store_true", help="print the plan with estimated times, run nothing")
+    camp.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    camp.add_argument("--unknown-s", type=float, default=120.0,
+                      help="seconds assumed for a unit without an estimate (default: 120)")
+    camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     args = parser.parse_args(argv)
 
     from repro import runner
@@ -86,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "bench":
             return _bench(args)
+        if args.command == "campaign":
+            return _campaign(args)
         for name in args.chapters:
             runner.get_chapter(name)
         return runner.build_book(args.chapters or None, render=not args.no_render, force=args.force)

@@ -553,13 +553,19 @@ def units(p: Params) -> list[Unit]:
     device = get_device()
     config = p.to_dict()
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
+    threads = 1 if device.type == "cpu" and p.model == "bn_mlp" else None  # as run(): same numbers alone
+
+    def toy() -> dict:
+        with num_threads(threads):
+            return {"metrics": {}, "data": _toy(p)}
+
     found = [make_unit("intrinsic_lr", "toy", "intrinsic_lr_toy", VERSION, {k: config[k] for k in TOY_FIELDS},
-                       lambda: {"metrics": {}, "data": _toy(p)}, "cpu")]
+                       toy, "cpu")]
     setup: list[NetSetup] = []  # loaded once for every part run in this process
 
     def part(fn) -> dict:
         setup[:] = setup or [load_setup(p, device)]
-        with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
+        with num_threads(threads):
             return {"metrics": {}, "data": fn(p, setup[0])}
 
     for name, fn in NET_PARTS.items():
@@ -570,10 +576,20 @@ def units(p: Params) -> list[Unit]:
 
 
 def _part_images(p: Params, name: str) -> float:
-    """Training images of the parts whose run lengths are fixed epochs (the sweep's depend on lambda_e)."""
-    epochs = {"drop": (p.equilibrium_epochs + p.after_drop_epochs) + (p.early_drop_epochs + p.after_drop_epochs)
-              + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs)}.get(name)
-    return 0.0 if epochs is None else epochs * p.n_train
+    """Training images of each part's runs (step counts as in the parts; batch runs of momentum_batch take the
+    same steps at their own batch size)."""
+    spe_images = (p.n_train // p.batch_size) * p.batch_size  # one epoch at the main batch size
+    if name == "drop":
+        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs) + (p.early_drop_epochs + p.after_drop_epochs)
+                             + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs))
+    if name == "schedules":
+        return spe_images * 4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
+    if name == "sweep":
+        lams = np.geomspace(p.sweep_min_intrinsic_lr, p.sweep_max_intrinsic_lr, p.sweep_size)
+        return float(sum(int(p.sweep_relaxation_times / le) for le in lams)) * p.batch_size
+    steps = p.short_epochs * (p.n_train // p.batch_size)
+    runs = 3 if p.bn_eps == 1e-5 else 4
+    return steps * (runs * p.batch_size + p.batch_size_small + p.batch_size_large)
 
 
 def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:

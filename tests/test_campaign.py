@@ -1,0 +1,215 @@
+"""Units and the GPU campaign: every paper preset split exactly once, the budget logic on a fake clock, a real
+smoke campaign stopped partway and resumed, bundles, and damaged or stale unit files."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from repro import campaign as C
+from repro.cli import main
+from repro.experiments import intrinsic_lr, sharp_minima
+from repro.runner import CHAPTERS, resolve
+from repro.store import Result, Store, _jsonable, config_key, provenance, read_recorded
+from repro.units import MergedRecorded, Unit, chapter_units, merged_recorded, unit_label, unit_status
+
+MERGES = {"sharp_minima", "intrinsic_lr"}  # experiments that gather units and train nothing themselves
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RECORDED_DIR", str(tmp_path / "recorded"))
+    return tmp_path / "recorded"
+
+
+class SpyStore(Store):
+    """Serves every unit with an empty result and records the calls; lets only the chapters' merges run."""
+
+    trains = False
+
+    def __init__(self, units: list[Unit]):
+        super().__init__("/nonexistent")
+        self.units = {(u.experiment, u.key) for u in units}
+        self.calls: list[tuple[str, str]] = []
+
+    def run(self, experiment, version, config, fn, *, device="cpu", force=None):
+        key = config_key(experiment, version, config)
+        fake = Result(experiment, version, key, config, {}, {}, {})
+        if (experiment, key) in self.units:
+            self.calls.append((experiment, key))
+            return fake
+        assert experiment in MERGES, f"run() computes {experiment} outside its units"
+        try:
+            fn()
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass  # a merge of empty results; the calls it made are what is checked
+        return fake
+
+
+@pytest.mark.parametrize("chapter", list(CHAPTERS))
+def test_units_cover_the_paper_preset_exactly_once(chapter):
+    units = chapter_units(chapter, "paper")
+    p = resolve(chapter, "paper")
+    expected = {"learning_order": 2 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise) if chapter == "learning_order" else 0,
+                "sharp_minima": 7, "catapult": 3, "intrinsic_lr": 5, "convex": 1}[chapter]
+    assert len(units) == expected
+    spy = SpyStore(units)
+    import importlib
+
+    importlib.import_module(f"repro.experiments.{chapter}").run(p, store=spy)
+    assert sorted(spy.calls) == sorted((u.experiment, u.key) for u in units)  # each unit once, nothing else
+    assert len({u.name for u in units}) == len(units) and all(u.chapter == chapter for u in units)
+
+
+def test_learning_order_paper_units_are_the_papers_runs():
+    names = [u.name for u in chapter_units("learning_order", "paper")]
+    assert names[:5] == ["theory/main", "theory/ablations", "patch/large_lr/seed0", "patch/small_lr/seed0",
+                         "patch/small_lr_noise/seed0"]
+    u = chapter_units("learning_order", "paper")[2]
+    # 60 epochs of 390 batches of 128, plus three 10,000-image evaluations per epoch at a third of a pass
+    assert u.work.model == "WRN-16-10" and u.work.images == 60 * (390 * 128 + 3 * 10_000 / 3)
+
+
+def _payload(unit: Unit, preset: str, metrics=None) -> dict:
+    r = Result(unit.experiment, unit.version, unit.key, unit.config, metrics or {"x": 1.0}, {},
+               provenance("cpu", unit.config.get("seed"), 1.0))
+    return {**_jsonable(r.to_json()), "recorded": unit_label(unit, preset)}
+
+
+def test_budget_logic_on_a_fake_clock(recorded, tmp_path):
+    """Units run in order of value while their estimate fits; a unit that does not fit is passed over for a
+    smaller one; a unit that overruns is stopped at the deadline and the campaign ends there."""
+    units = chapter_units("sharp_minima", "smoke")  # net/F1, optimizers, remedy: all F1 work
+    rate = 10.0
+    est = [C.OVERHEAD_S + u.work.images / rate for u in units]
+    now = [0.0]
+    true = {units[0].name: est[0], units[1].name: est[1], units[2].name: 3 * est[2]}
+    calls = []
+
+    def execute(unit, preset, timeout):
+        calls.append((unit.name, timeout))
+        if true[unit.name] > timeout:
+            now[0] += timeout
+            return "timeout", "stopped"
+        now[0] += true[unit.name]
+        return "ok", _payload(unit, preset)
+
+    budget = est[0] + est[2] + 10.0  # the first and the last fit, the second (optimizers) does not
+    assert est[1] > est[2] + 10.0
+    report = C.run_campaign(budget, tmp_path / "out", "smoke", ["sharp_minima"], execute=execute,
+                            rates={"F1": rate}, margin_s=5.0, clock=lambda: now[0], echo=False)
+    assert [c[0] for c in calls] == [units[0].name, units[2].name]
+    assert calls[1][1] == pytest.approx(budget - 5.0 - est[0])  # the time left is the remedy's timeout
+    assert report.finished == ["sharp_minima:net/F1"] and report.failed == ["sharp_minima:remedy"]
+    assert now[0] <= budget - 5.0
+    assert [s.state for s in unit_status(units, "smoke")] == ["recorded", "pending", "pending"]
+    assert C.pick(report.plan, 1e9, 1.0, {"sharp_minima:optimizers"}).unit.name == "remedy"
+    assert C.pick(report.plan, est[2] - 1, 1.0, set()) is None
+
+
+def test_a_real_smoke_campaign_stops_partway_and_the_next_one_finishes(recorded, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["campaign", "--out", str(out), "--preset", "smoke", "--chapters", "convex,intrinsic_lr"]
+    start = time.perf_counter()
+    # 8 s assumed per unit (none has an estimate) in a 14 s budget: one or two units start, then it stops
+    assert main([*args, "--budget", "14", "--unknown-s", "8"]) == 0
+    assert time.perf_counter() - start < 14 + 3
+    first = [s for s in unit_status(chapter_units("intrinsic_lr", "smoke") + chapter_units("convex", "smoke"),
+                                    "smoke") if s.state == "recorded"]
+    assert 1 <= len(first) <= 2 and first[0].unit.name == "toy"
+    bundle = json.loads((out / "units-0.json").read_text())["units"]
+    assert len(bundle) == len(first)
+    for s in first:  # readable, with full provenance
+        rec = read_recorded(recorded / s.unit.path, s.unit.version)
+        assert rec.preset == "smoke" and rec.result.provenance["wall_time_s"] > 0
+    capsys.readouterr()
+    assert main([*args, "--budget", "120", "--unknown-s", "1"]) == 0
+    log = capsys.readouterr().out
+    assert all(f"done intrinsic_lr:{s.unit.name} " not in log for s in first)  # not redone
+    assert "campaign: " + f"{6 - len(first)} unit(s) recorded" in log
+    second = json.loads((out / "units-1.json").read_text())["units"]  # a new bundle; the first one kept
+    assert len(second) == 6 - len(first) and {u["key"] for u in bundle}.isdisjoint(u["key"] for u in second)
+    merged = merged_recorded("intrinsic_lr", "smoke")
+    assert merged.summary.startswith("5 of the smoke preset's 5 units are recorded")
+    direct = intrinsic_lr.run(resolve("intrinsic_lr", "smoke"))
+    assert json.dumps(merged.result.metrics) == json.dumps(direct.metrics)  # the chapter draws the same numbers
+
+
+def test_the_worker_is_stopped_at_the_deadline():
+    worker = C.Worker()
+    unit = chapter_units("convex", "paper")[0]
+    start = time.perf_counter()
+    status, text = worker(unit, "paper", 0.5)
+    assert status == "timeout" and "deadline" in text and not worker.proc.is_alive()
+    assert time.perf_counter() - start < 5
+
+
+def test_corrupt_and_stale_unit_files_are_reported_and_redone(recorded):
+    units = chapter_units("intrinsic_lr", "smoke")
+    toy, drop = units[0], units[1]
+    (recorded / toy.experiment).mkdir(parents=True)
+    (recorded / toy.path).write_text('{"schema": 1, "experi')  # cut short
+    old = Unit(drop.chapter, drop.name, drop.experiment, drop.version - 1, drop.config, drop.fn)
+    C.write_unit_file(recorded, _payload(old, "smoke"))
+    states = {s.unit.name: s for s in unit_status(units, "smoke")}
+    assert states["toy"].state == "corrupt" and "unreadable" in states["toy"].note
+    assert states["drop"].state == "stale" and f"version {drop.version - 1}" in states["drop"].note
+    m = MergedRecorded("intrinsic_lr", "smoke", list(states.values()))
+    assert m.n_recorded == 0 and "toy (corrupt" in m.summary and "drop (stale" in m.summary
+    plan = C.make_plan("smoke", ["intrinsic_lr"], {}, recorded)
+    assert all(p.pending for p in plan)  # both are redone
+    assert merged_recorded("intrinsic_lr", "smoke").result is None  # never drawn
+
+
+def test_take_files_good_units_and_refuses_tampered_ones(recorded, tmp_path):
+    units = chapter_units("sharp_minima", "smoke")
+    good, bad = _payload(units[0], "smoke"), _payload(units[1], "smoke")
+    bad["config"]["seed"] = 99
+    (tmp_path / "units-0.json").write_text(json.dumps({"units": [good, bad]}))
+    written, refused = C.take(tmp_path)
+    assert [p.name for p in written] == [f"{units[0].key}.json"] and len(refused) == 1
+    assert "key does not match" in refused[0]
+    assert [s.state for s in unit_status(units, "smoke")] == ["recorded", "pending", "pending"]
+
+
+def test_bundles_roll_over_before_16_mib(tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "BUNDLE_LIMIT", 300)
+    b = C.Bundle(tmp_path)
+    assert b.add({"experiment": "a", "pad": "x" * 200}).name == "units-0.json"
+    assert b.add({"experiment": "b", "pad": "x" * 200}).name == "units-1.json"
+    assert C.Bundle(tmp_path).index == 2  # a later campaign in the same folder starts a new file
+
+
+def test_dry_run_prints_the_plan_without_papermill_or_jupyter(tmp_path):
+    code = ("import sys\nfor m in ('papermill', 'jupytext', 'IPython', 'nbformat'): sys.modules[m] = None\n"
+            "from repro.cli import main\nsys.exit(main(['campaign', '--budget', '600', '--dry-run']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "REPRO_RECORDED_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    total = sum(len(chapter_units(c, "paper")) for c in CHAPTERS)
+    assert len(lines) == total + 2 and lines[1].startswith("learning_order theory/main")
+    assert lines[-1].startswith(f"0 of {total} units recorded; {total} pending")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "0", "--out", "x"], "--budget SECONDS (> 0)"),
+    (["--budget", "60"], "--out DIR"),
+    (["--budget", "60", "--dry-run", "--chapters", "sharp"], "Unknown chapter 'sharp'"),
+    (["--budget", "60", "--dry-run", "--preset", "huge"], "Unknown preset 'huge'"),
+])
+def test_bad_campaign_arguments_stop_with_one_line(argv, message, capsys):
+    assert main(["campaign", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_sharp_minima_units_estimate_training_and_measurement_passes():
+    p = resolve("sharp_minima", "paper")
+    [f1] = [u for u in chapter_units("sharp_minima", "paper") if u.name == "net/F1"]
+    train = 5 * 20 * (60_000 // 256 * 256 + 60_000 // 6000 * 6000)
+    measure = 10 * 10_000 * (4 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
+    interp = 25 * (2 * 50_000 + 10_000) / 3
+    assert f1.work == sharp_minima.Work("F1", train + measure + interp)
