@@ -2,11 +2,13 @@
 smoke campaign stopped partway and resumed, bundles, and damaged or stale unit files."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
+import torch
 
 from repro import campaign as C
 from repro.cli import main
@@ -88,7 +90,7 @@ def test_budget_logic_on_a_fake_clock(recorded, tmp_path):
     true = {units[0].name: est[0], units[1].name: est[1], units[2].name: 3 * est[2]}
     calls = []
 
-    def execute(unit, preset, timeout):
+    def execute(unit, preset, timeout, ckpt):
         calls.append((unit.name, timeout))
         if true[unit.name] > timeout:
             now[0] += timeout
@@ -137,11 +139,11 @@ def test_a_real_smoke_campaign_stops_partway_and_the_next_one_finishes(recorded,
     assert json.dumps(merged.result.metrics) == json.dumps(direct.metrics)  # the chapter draws the same numbers
 
 
-def test_the_worker_is_stopped_at_the_deadline():
+def test_the_worker_is_stopped_at_the_deadline(tmp_path):
     worker = C.Worker()
     unit = chapter_units("convex", "paper")[0]
     start = time.perf_counter()
-    status, text = worker(unit, "paper", 0.5)
+    status, text = worker(unit, "paper", 0.5, tmp_path)
     assert status == "timeout" and "deadline" in text and not worker.proc.is_alive()
     assert time.perf_counter() - start < 5
 
@@ -213,3 +215,83 @@ def test_sharp_minima_units_estimate_training_and_measurement_passes():
     measure = 10 * 10_000 * (4 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
     interp = 25 * (2 * 50_000 + 10_000) / 3
     assert f1.work == sharp_minima.Work("F1", train + measure + interp)
+
+
+class _StopAt(Exception):
+    pass
+
+
+def _tracked_run(ckpt, stop_at: int | None = None):
+    """A BN MLP trained 4 epochs with a NormTracker; optionally interrupted after step `stop_at`."""
+    from repro.data import VisionData
+    from repro.metrics.norms import NormTracker
+    from repro.models.bn import BNMLP
+    from repro.train.loop import constant, train
+
+    g = torch.Generator().manual_seed(0)
+    data = VisionData(torch.randint(0, 256, (96, 1, 4, 4), generator=g, dtype=torch.uint8),
+                      torch.randint(0, 10, (96,), generator=g), 10)
+    torch.manual_seed(0)
+    model = BNMLP(16, width=8)
+
+    class Tracker(NormTracker):
+        def __call__(self, info):
+            super().__call__(info)
+            if info.step == stop_at:
+                raise _StopAt
+
+    tracker = Tracker(model, every=3)
+    hist = train(model, data, steps=4 * 6, batch_size=16, schedule=constant(0.1, 5e-3), seed=0, momentum=0.9,
+                 on_step=tracker, checkpoint=ckpt, eval_every=6, test_data=data)
+    return hist.to_dict(), tracker.to_dict()
+
+
+def test_a_checkpointed_run_with_its_norm_tracker_resumes_exactly(tmp_path):
+    from repro.checkpoint import Checkpoint
+
+    whole = _tracked_run(None)
+    ckpt = Checkpoint("runs", "k", every=1, root=tmp_path)
+    with pytest.raises(_StopAt):
+        _tracked_run(ckpt, stop_at=14)  # in epoch 3; epochs 1 and 2 were saved
+    assert torch.load(ckpt.path, weights_only=False)["step"] == 12
+    assert _tracked_run(ckpt) == whole and not ckpt.path.exists()
+
+
+def test_a_stopped_units_checkpoint_comes_back_in_pieces_and_is_restored(recorded, tmp_path, monkeypatch):
+    monkeypatch.setattr(C, "PIECE_BYTES", 4096)
+    unit = chapter_units("intrinsic_lr", "smoke")[1]
+    blob = torch.arange(3000, dtype=torch.float64)  # 24 kB: several pieces
+
+    def execute(u, preset, timeout, ckpt):
+        (ckpt / "runs").mkdir(parents=True)
+        torch.save({"w": blob}, ckpt / "runs" / "r.pt")
+        return "timeout", "stopped"
+
+    report = C.run_campaign(60, tmp_path / "out", "smoke", ["intrinsic_lr"], execute=execute, rates={},
+                            unknown_s=1, echo=False)
+    assert report.failed == ["intrinsic_lr:toy"]  # the first unit is the one stopped
+    toy = chapter_units("intrinsic_lr", "smoke")[0]
+    pieces = sorted((tmp_path / "out").glob("ckpt-*"))
+    assert len(pieces) >= 4 and all(p.stat().st_size <= 4096 for p in pieces[:-1])
+    assert pieces[-1].name == f"ckpt-{toy.experiment}-{toy.key}.tar.pieces.json" and unit.key != toy.key
+    shutil.rmtree(C.unit_checkpoints(toy))  # a fresh machine: only the pieces came back
+    assert C.restore_pieces(tmp_path / "out") == [f"{toy.experiment}-{toy.key}"]
+    assert torch.equal(torch.load(C.unit_checkpoints(toy) / "runs" / "r.pt")["w"], blob)
+
+
+def test_pieces_pack_under_the_limit_and_join_checks_every_byte(tmp_path):
+    from repro.pieces import join, pack, split
+
+    files = []
+    for name, size in (("a", 50), ("b", 40), ("c", 30), ("d", 20)):
+        (tmp_path / name).write_bytes(bytes(range(size)))
+        files.append(tmp_path / name)
+    assert [[f.name for f in load] for load in pack(files, 70)] == [["a", "d"], ["b", "c"]]
+    with pytest.raises(ValueError, match="larger than a load"):
+        pack(files, 45)
+    *parts, index = split(tmp_path / "a", tmp_path / "p", 16)
+    assert [p.stat().st_size for p in parts] == [16, 16, 16, 2]
+    assert join(index, tmp_path / "j").read_bytes() == (tmp_path / "a").read_bytes()
+    parts[1].write_bytes(b"x" * 16)
+    with pytest.raises(ValueError, match="do not match"):
+        join(index, tmp_path / "j2")

@@ -20,6 +20,8 @@ import json
 import math
 import multiprocessing as mp
 import os
+import shutil
+import tarfile
 import tempfile
 import time
 import traceback
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from repro.pieces import join, split
 from repro.store import (
     Result,
     Store,
@@ -35,6 +38,7 @@ from repro.store import (
     config_key,
     provenance,
     recorded_dir,
+    results_dir,
     write_json_atomic,
 )
 from repro.units import Unit, UnitState, chapter_units, unit_label, unit_status, write_unit_file
@@ -118,8 +122,8 @@ def bench_result(report: dict[str, Any], models: list[str], device: str, wall_s:
 
 
 def _worker(conn, env: dict[str, str]) -> None:
-    """Runs units one at a time for the campaign: receives (chapter, preset, unit name), sends back the unit's
-    result JSON, or an error text."""
+    """Runs units one at a time for the campaign: receives (chapter, preset, unit name, checkpoint folder),
+    sends back the unit's result JSON, or an error text."""
     os.environ.update(env)
     units: dict[tuple[str, str], list[Unit]] = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -127,7 +131,8 @@ def _worker(conn, env: dict[str, str]) -> None:
             msg = conn.recv()
             if msg is None:
                 return
-            chapter, preset, name = msg
+            chapter, preset, name, ckpt = msg
+            os.environ["REPRO_CHECKPOINT_DIR"] = ckpt  # the unit's runs checkpoint here (repro.checkpoint)
             try:
                 found = units.setdefault((chapter, preset), chapter_units(chapter, preset))
                 u = next(u for u in found if u.name == name)
@@ -147,8 +152,8 @@ class Worker:
         self.proc = ctx.Process(target=_worker, args=(child, env), daemon=True)
         self.proc.start()
 
-    def __call__(self, unit: Unit, preset: str, timeout_s: float) -> tuple[str, Any]:
-        self.conn.send((unit.chapter, preset, unit.name))
+    def __call__(self, unit: Unit, preset: str, timeout_s: float, ckpt: Path) -> tuple[str, Any]:
+        self.conn.send((unit.chapter, preset, unit.name, str(ckpt)))
         if self.conn.poll(max(timeout_s, 0.0)):
             return self.conn.recv()
         self.stop()
@@ -169,8 +174,54 @@ class Worker:
         self.stop()
 
 
-# Execute = (unit, preset, seconds allowed) -> ("ok", result JSON) | ("error" | "timeout", text)
-Execute = Callable[[Unit, str, float], tuple[str, Any]]
+# Execute = (unit, preset, seconds allowed, its checkpoint folder) -> ("ok", result JSON) | ("error" | "timeout", text)
+Execute = Callable[[Unit, str, float, Path], tuple[str, Any]]
+
+
+# ----------------------------------------------------------------------------------- checkpoints in pieces
+# A unit that may outlast a window (its runs call repro.checkpoint.Checkpoint) checkpoints into its own folder.
+# When the campaign stops it at the deadline, that folder goes into DIR as one tar cut into pieces of at most
+# PIECE_BYTES (files that come back are at most 16 MiB); the next window carries the pieces back (from
+# REPRO_DATA_DIR, see scripts/pack_campaign.py) and the unit resumes where it stopped.
+PIECE_BYTES = 15 * 2**20
+
+
+def checkpoint_root() -> Path:
+    return results_dir() / "checkpoints" / "units"
+
+
+def unit_checkpoints(unit: Unit) -> Path:
+    return checkpoint_root() / f"{unit.experiment}-{unit.key}"
+
+
+def save_pieces(unit: Unit, out: Path) -> list[Path]:
+    """The unit's checkpoint folder as DIR/ckpt-EXPERIMENT-KEY.tar.partNNN and its index; [] if it is empty."""
+    folder = unit_checkpoints(unit)
+    if not folder.is_dir() or not any(folder.rglob("*.pt")):
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = Path(tmp) / f"ckpt-{folder.name}.tar"
+        with tarfile.open(tar, "w") as t:
+            t.add(folder, arcname=".")
+        for old in out.glob(f"{tar.name}.*"):
+            old.unlink()
+        return split(tar, out, PIECE_BYTES)
+
+
+def restore_pieces(*folders: Path) -> list[str]:
+    """Unpack every checkpoint tar whose pieces lie in these folders into its unit's checkpoint folder."""
+    restored = []
+    for folder in folders:
+        for index in sorted(folder.glob("ckpt-*.tar.pieces.json")) if folder.is_dir() else []:
+            name = index.name.removeprefix("ckpt-").removesuffix(".tar.pieces.json")
+            with tempfile.TemporaryDirectory() as tmp:
+                tar = join(index, Path(tmp))
+                dest = checkpoint_root() / name
+                dest.mkdir(parents=True, exist_ok=True)
+                with tarfile.open(tar) as t:
+                    t.extractall(dest, filter="data")
+            restored.append(name)
+    return restored
 
 
 class Bundle:
@@ -282,6 +333,10 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
         written, refused = take(out, folder)  # a campaign resumed in the same DIR keeps what it finished
         for line in refused:
             print(f"refused: {line}", flush=True)
+        from repro.data.vision import data_dir
+
+        for name in restore_pieces(data_dir(), out):
+            print(f"resuming from the checkpoint pieces of {name}", flush=True)
     plan = make_plan(preset, chapters, rates or (newest_bench() if dry_run else {}), folder)
     report = Report(plan)
     if dry_run:
@@ -328,9 +383,10 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
                 worker = Worker()
             run = execute or worker
             t0 = clock()
-            status, value = run(item.unit, preset, deadline - t0)
+            status, value = run(item.unit, preset, deadline - t0, unit_checkpoints(item.unit))
             took = clock() - t0
             if status == "ok":
+                shutil.rmtree(unit_checkpoints(item.unit), ignore_errors=True)
                 payload = {**value, "recorded": unit_label(item.unit, preset)}
                 write_unit_file(folder, payload)
                 where = bundle.add(payload)
@@ -343,6 +399,10 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
                 report.say(f"{status} {ident} after {took:.1f} s: {str(value).strip().splitlines()[-1]}", echo)
                 if status == "timeout":
                     worker = None
+                    pieces = save_pieces(item.unit, out)
+                    if pieces:
+                        report.say(f"checkpoint of {ident} saved in {len(pieces) - 1} piece(s) "
+                                   f"{pieces[0].name} ...; carry them to the next window to resume", echo)
                     break
     finally:
         if worker is not None:

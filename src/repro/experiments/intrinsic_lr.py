@@ -20,12 +20,13 @@ import numpy as np
 import torch
 
 from repro import params as P
+from repro.checkpoint import Checkpoint, checkpoint_dir
 from repro.data import VisionData, load_dataset
 from repro.device import get_device, num_threads
 from repro.metrics.norms import NormTracker, approx_angular_update, equilibrium_angular_update, relaxation_steps
 from repro.models.bn import BNMLP, BNConvNet
 from repro.models.preresnet import preresnet32
-from repro.store import Result, Store
+from repro.store import Result, Store, config_key
 from repro.train.loop import channel_stats, piecewise, train
 from repro.units import Unit, Work, make_unit, run_unit
 
@@ -379,12 +380,24 @@ def train_run(p: Params, s: NetSetup, phases: list[tuple[int, float, float]], *,
     model = model.to(s.device)
     steps = sum(ph[0] for ph in phases)
     tracker = NormTracker(model, every=max(1, min(20, steps // 400)))
+    ckpt = done = None
+    if checkpoint_dir() is not None:  # in a campaign: a run stopped at a window's end resumes in the next
+        key = config_key("intrinsic_lr_run", VERSION, {"params": p.to_dict(), "phases": phases, "label": label,
+                                                       "batch_size": batch_size, "momentum": momentum,
+                                                       "init_scale": init_scale, "bn_eps": bn_eps})
+        ckpt, done = Checkpoint("runs", key, every=5), Checkpoint("runs", f"{key}-done")
+        finished = done.load()
+        if finished is not None:
+            return finished
     hist = train(model, s.train, steps=steps, batch_size=batch_size or p.batch_size, schedule=piecewise(phases),
                  seed=p.seed, momentum=momentum, test_data=s.test, train_eval_data=s.train_eval,
                  eval_every=p.eval_every_epochs * s.steps_per_epoch, on_step=tracker, augment=p.augment,
-                 stats=s.stats, progress=label or None)
-    return {"phases": phases, "momentum": momentum, "batch_size": batch_size or p.batch_size,
-            "init_scale": init_scale, "history": hist.to_dict(), "norms": tracker.to_dict()}
+                 stats=s.stats, progress=label or None, checkpoint=ckpt)
+    out = {"phases": phases, "momentum": momentum, "batch_size": batch_size or p.batch_size,
+           "init_scale": init_scale, "history": hist.to_dict(), "norms": tracker.to_dict()}
+    if done is not None:
+        done.save(out)
+    return out
 
 
 def _window_mean(run: dict, key: str, start: int, end: int, rms: bool = False) -> dict[str, float]:
