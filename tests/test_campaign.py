@@ -201,6 +201,7 @@ def test_dry_run_prints_the_plan_without_papermill_or_jupyter(tmp_path):
     (["--budget", "60"], "--out DIR"),
     (["--budget", "60", "--dry-run", "--chapters", "sharp"], "Unknown chapter 'sharp'"),
     (["--budget", "60", "--dry-run", "--preset", "huge"], "Unknown preset 'huge'"),
+    (["--budget", "60", "--out", "x", "--device", "cuda"], "needs a GPU"),
 ])
 def test_bad_campaign_arguments_stop_with_one_line(argv, message, capsys):
     assert main(["campaign", *argv]) == 2
@@ -295,3 +296,27 @@ def test_pieces_pack_under_the_limit_and_join_checks_every_byte(tmp_path):
     parts[1].write_bytes(b"x" * 16)
     with pytest.raises(ValueError, match="do not match"):
         join(index, tmp_path / "j2")
+
+
+def test_the_bench_is_recorded_and_gives_a_dry_run_its_estimates(recorded):
+    rows = [{"model": "WRN-16-10", "fast_images_per_s": 5000.0, "reference_images_per_s": 800.0, "speedup": 6.25,
+             "fraction_of_peak": 0.3}]
+    report = {"device": "NVIDIA H200", "rows": rows}
+    result = C.bench_result(report, ["WRN-16-10"], "cpu", 12.0)
+    C.write_unit_file(recorded, {**_jsonable(result.to_json()),
+                                 "recorded": {"chapter": "bench", "preset": "paper", "unit": "bench"}})
+    rec = read_recorded(recorded / "bench" / f"{result.key}.json", C.BENCH_VERSION)
+    assert rec.result.metrics["WRN-16-10"]["speedup"] == 6.25
+    assert C.newest_bench() == {"WRN-16-10": 5000.0}
+    plan = C.run_campaign(600, None, "paper", ["learning_order"], dry_run=True, echo=False).plan
+    patch = next(p for p in plan if p.unit.name == "patch/large_lr/seed0")
+    assert patch.estimate_s == pytest.approx(C.OVERHEAD_S + 60 * (390 * 128 + 10_000) / 5000.0)
+    assert next(p for p in plan if p.unit.name == "patch/small_lr_noise/seed0").estimate_s is None  # not benched
+
+
+def test_a_chapter_says_how_many_of_its_paper_units_are_recorded(recorded):
+    from repro.report import recorded_summary
+
+    text = recorded_summary([], "sharp_minima", merged_recorded("sharp_minima"))
+    assert text.startswith("0 of the paper preset's 7 units are recorded at the current code version.")
+    assert "python -m repro campaign" in text and "--preset paper --record" in text

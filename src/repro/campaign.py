@@ -148,7 +148,8 @@ class Worker:
     def __init__(self) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        env = {k: v for k, v in os.environ.items() if k.startswith("REPRO_")}
+        # progress bars off: a remote call returns only the end of the output, which should be the campaign's
+        env = {**{k: v for k, v in os.environ.items() if k.startswith("REPRO_")}, "TQDM_DISABLE": "1"}
         self.proc = ctx.Process(target=_worker, args=(child, env), daemon=True)
         self.proc.start()
 
@@ -363,6 +364,8 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
         report.bench = bench
         report.say(format_report(bench), echo)
         rates = {r["model"]: r["fast_images_per_s"] for r in bench["rows"]}
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()  # the worker process needs the memory
         plan[:] = make_plan(preset, chapters, rates, folder)
     report.say(format_plan(plan, unknown_s), echo)
     owned = execute is None

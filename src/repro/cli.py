@@ -59,6 +59,11 @@ def _campaign(args) -> int:
         raise ConfigError("campaign needs --budget SECONDS (> 0) and --out DIR (or --dry-run, or --take DIR).")
     if args.preset not in PRESET_NAMES:
         raise ConfigError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    if args.device == "cuda" and not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("campaign --device cuda needs a GPU, and this PyTorch sees none; use --device cpu.")
     chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
     for name in chapters or []:
         get_chapter(name)
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     camp.add_argument("--preset", default="paper", help="whose units to run (default: paper)")
     camp.add_argument("--chapters", help="comma-separated chapters (default: all, in order of value)")
     camp.add_argument("--dry-run", action="store_true", help="print the plan with estimated times, run nothing")
-    camp.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    camp.add_argument("--device", default=None, choices=("cpu", "cuda"), help="default: CUDA when present")
     camp.add_argument("--unknown-s", type=float, default=120.0,
                       help="seconds assumed for a unit without an estimate (default: 120)")
     camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
