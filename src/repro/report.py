@@ -54,14 +54,14 @@ def show_recorded(experiment: str, version: int, chapter: str, preset: str = "pa
 
     from repro.runner import CHAPTERS
     from repro.store import Recorded, recorded_results
-    from repro.units import merged_recorded
+    from repro.units import find_result, merged_recorded
 
     recorded = recorded_results(experiment, version)
     units = merged_recorded(chapter, preset) if chapter in CHAPTERS else None
     display(Markdown(recorded_summary(recorded, chapter, units)))
     current = next((r for r in recorded if not r.stale), None)
-    merged = getattr(units, "result", None)
-    if current is None and isinstance(merged, Result) and merged.experiment == experiment:
+    merged = find_result(getattr(units, "result", None), experiment)
+    if current is None and merged is not None:
         current = Recorded(merged, chapter, preset, False, Path(f"{len(units.states)} recorded units"))
     if current is not None:
         display(Markdown(f"**{current.label}**"))

@@ -168,8 +168,9 @@ class RecordedStore(Store):
                 raise MissingUnits(f"unit {state.unit.name} of {state.unit.chapter} is {state.state}")
             self.used.append(state.recorded)
             return state.recorded.result
+        first = len(self.used)
         out = fn()  # a merge of units: cheap, and its provenance is that of the units it merges
-        pvs = [r.result.provenance for r in self.used]
+        pvs = [r.result.provenance for r in self.used[first:]]
         prov = {"commit": ", ".join(sorted({pv["commit"] for pv in pvs})),
                 "device": ", ".join(sorted({pv["device"] for pv in pvs})),
                 "date": max(pv["date"] for pv in pvs), "seed": config.get("seed"),
@@ -177,6 +178,16 @@ class RecordedStore(Store):
                 "torch": ", ".join(sorted({pv["torch"] for pv in pvs}))}
         return Result(experiment, version, key, _jsonable(config), _jsonable(out["metrics"]),
                       _jsonable(out.get("data", {})), prov, cached=True)
+
+
+def find_result(obj: Any, experiment: str) -> Result | None:
+    """The first Result of `experiment` inside what a run() returns (a Result, a dataclass, dicts, lists)."""
+    if isinstance(obj, Result):
+        return obj if obj.experiment == experiment else None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+    items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list | tuple) else []
+    return next((r for r in (find_result(x, experiment) for x in items) if r is not None), None)
 
 
 @dataclasses.dataclass
