@@ -149,6 +149,8 @@ def test_the_worker_is_stopped_at_the_deadline(tmp_path):
     status, text = worker(unit, "paper", 0.5, tmp_path)
     assert status == "timeout" and "deadline" in text and not worker.proc.is_alive()
     assert time.perf_counter() - start < 5
+    status, text = worker(unit, "paper", 5.0, tmp_path)  # a dead worker is reported, not waited for
+    assert status == "error" and "worker process ended" in text and time.perf_counter() - start < 5
 
 
 def test_corrupt_and_stale_unit_files_are_reported_and_redone(recorded):
@@ -205,6 +207,7 @@ def test_dry_run_prints_the_plan_without_papermill_or_jupyter(tmp_path):
     (["--budget", "60", "--dry-run", "--chapters", "sharp"], "Unknown chapter 'sharp'"),
     (["--budget", "60", "--dry-run", "--preset", "huge"], "Unknown preset 'huge'"),
     (["--budget", "60", "--out", "x", "--device", "cuda"], "needs a GPU"),
+    (["--take", "/nonexistent/returned"], "does not exist"),
 ])
 def test_bad_campaign_arguments_stop_with_one_line(argv, message, capsys):
     assert main(["campaign", *argv]) == 2

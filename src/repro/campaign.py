@@ -154,9 +154,13 @@ class Worker:
         self.proc.start()
 
     def __call__(self, unit: Unit, preset: str, timeout_s: float, ckpt: Path) -> tuple[str, Any]:
-        self.conn.send((unit.chapter, preset, unit.name, str(ckpt)))
-        if self.conn.poll(max(timeout_s, 0.0)):
-            return self.conn.recv()
+        try:
+            self.conn.send((unit.chapter, preset, unit.name, str(ckpt)))
+            if self.conn.poll(max(timeout_s, 0.0)):
+                return self.conn.recv()
+        except (EOFError, OSError):  # the worker died (out of memory, a crash): report it, start another
+            self.stop()
+            return "error", f"the worker process ended with exit code {self.proc.exitcode}"
         self.stop()
         return "timeout", f"stopped at the deadline after {timeout_s:.0f} s"
 
@@ -398,6 +402,8 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
                 est = f"{item.estimate_s:.0f} s" if item.estimate_s is not None else "no estimate"
                 report.say(f"done {ident} in {took:.1f} s ({est}) -> {where.name}", echo)
             else:
+                if worker is not None and not worker.proc.is_alive():
+                    worker = None  # the next unit gets a fresh worker
                 report.failed.append(ident)
                 report.say(f"{status} {ident} after {took:.1f} s: {str(value).strip().splitlines()[-1]}", echo)
                 if status == "timeout":

@@ -50,6 +50,8 @@ def _campaign(args) -> int:
     from repro.runner import get_chapter
 
     if args.take:
+        if not Path(args.take).exists():
+            raise ConfigError(f"campaign --take: {args.take} does not exist; give the folder of the returned files.")
         written, refused = take(Path(args.take))
         for line in refused:
             print(f"refused: {line}", file=sys.stderr)
