@@ -562,7 +562,7 @@ TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", 
 
 def units(p: Params) -> list[Unit]:
     """The toy model (CPU), then one unit per network part (the LR drop, Figure 5's schedules, the lambda_e
-    sweep, momentum and batch size); each network part loads its own data."""
+    sweep, momentum and batch size); the network parts of one process share one loaded data set."""
     device = get_device()
     config = p.to_dict()
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
