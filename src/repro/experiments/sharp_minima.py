@@ -329,7 +329,12 @@ def seed_experiment(p: Params, net: str, i: int, device: torch.device) -> dict:
     return {"metrics": {}, "data": out}
 
 
-def net_experiment(p: Params, net: str, seed_runs: list[dict]) -> dict:
+def net_experiment(p: Params, net: str, device: torch.device) -> dict:
+    """A network's comparison computed in one go (run() stores each seed as a unit instead)."""
+    return merge_seeds(p, net, [seed_experiment(p, net, i, device)["data"] for i in range(p.seeds)])
+
+
+def merge_seeds(p: Params, net: str, seed_runs: list[dict]) -> dict:
     """A network's comparison from its runs' data (seed_experiment, in seed order)."""
     first = seed_runs[0]
     runs = [r for d in seed_runs for r in d["runs"]]
@@ -498,7 +503,7 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
         mine = [u for u in found if u.name.startswith(f"net/{net}/")]
         config = {**{k: cfg[k] for k in NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)}, "network": net}
         return store.run("sharp_minima_net", VERSION, config,
-                         lambda: net_experiment(p, net, [run_unit(store, u, force).data for u in mine]),
+                         lambda: merge_seeds(p, net, [run_unit(store, u, force).data for u in mine]),
                          device=device, force=force)
 
     def compute() -> dict:
