@@ -55,7 +55,8 @@ def config_key(experiment: str, version: int, config: dict[str, Any]) -> str:
 
 
 def git_commit() -> str:
-    """The checkout's commit, with `-dirty` when tracked files differ from it; `unknown` outside git."""
+    """The checkout's commit, with `-dirty` when tracked files differ from it. Outside git (a copy of the
+    working tree on a GPU machine), `REPRO_COMMIT` as written by scripts/pack_campaign.py, else `unknown`."""
     root = project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
@@ -63,7 +64,7 @@ def git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("REPRO_COMMIT", "unknown")
     return f"{sha}-dirty" if dirty else sha
 
 
@@ -156,6 +157,8 @@ def _exclusive(path: Path) -> Iterator[None]:
 
 
 class Store:
+    trains = True  # a store that may compute; repro.units.RecordedStore only replays recorded units
+
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else results_dir()
 
@@ -258,7 +261,15 @@ class Recorded:
 
 def read_recorded(path: Path, current_version: int) -> Recorded:
     """Load and check one recorded file; raises ValueError if it does not match the schema."""
-    payload = json.loads(Path(path).read_text())
+    return check_recorded(json.loads(Path(path).read_text()), path, current_version)
+
+
+def check_recorded(payload: dict[str, Any], path: Path | str, current_version: int) -> Recorded:
+    """Check a recorded result's JSON (from `path`, named in errors); raises ValueError if it does not match the
+    schema, its key or the provenance fields."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    payload = dict(payload)
     missing = [k for k in (*_REQUIRED, "recorded") if k not in payload]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
@@ -278,8 +289,14 @@ def read_recorded(path: Path, current_version: int) -> Recorded:
 
 
 def recorded_results(experiment: str, current_version: int, preset: str | None = None) -> list[Recorded]:
-    """Every recorded result of an experiment (newest first), each marked stale if its version is old."""
+    """Every readable recorded result of an experiment (newest first), each marked stale if its version is old;
+    an unreadable file is reported with a warning and left out."""
     folder = recorded_dir() / experiment
-    found = [read_recorded(p, current_version) for p in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append(read_recorded(path, current_version))
+        except (OSError, ValueError, TypeError) as err:  # a damaged file is reported, never drawn
+            warnings.warn(f"Ignoring unreadable recorded result {path.name} ({err}).", stacklevel=2)
     found = [r for r in found if preset is None or r.preset == preset]
     return sorted(found, key=lambda r: r.result.provenance["date"], reverse=True)
