@@ -1,4 +1,5 @@
-"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | build | bench`."""
+"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | sweep CHAPTER -g NAME V1,V2 ...
+| build | bench`."""
 
 from __future__ import annotations
 
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--force", action="store_true", help="recompute results even if stored")
     run.add_argument("--record", action="store_true",
                      help="also keep the results in the tracked folder results/recorded/ (for paper-scale runs)")
+    from repro import sweep as _sweep
+
+    _sweep.add_arguments(sub.add_parser("sweep", help="run a grid of a chapter's parameters on local processes, "
+                                                      "Ray or SLURM (submitit)"))
     build = sub.add_parser("build", help="execute every chapter at its defaults and render the book")
     build.add_argument("chapters", nargs="*", help="only these chapters (default: all)")
     build.add_argument("--no-render", action="store_true", help="execute chapters but do not render HTML")
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "bench":
             return _bench(args)
+        if args.command == "sweep":
+            return _sweep.main(args)
         for name in args.chapters:
             runner.get_chapter(name)
         return runner.build_book(args.chapters or None, render=not args.no_render, force=args.force)
