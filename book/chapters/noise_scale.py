@@ -90,6 +90,10 @@ def breaks(name):
             parts.append(f"collapse {sig(c.get('collapse_equilibrated', np.nan), 2)} among runs longer than "
                          f"$1/(\\eta\\lambda)$ steps against {sig(c['collapse_not_equilibrated'], 2)} among shorter "
                          "ones (not yet at equilibrium)")
+    if name in ("noise_scale", "lr_lambda0") and "spearman_below_edge" in c and "spearman_above_edge" in c:
+        parts.append(f"below the edge $\\eta\\lambda_0<2$ Spearman {sig(c['spearman_below_edge'], 2)} and collapse "
+                     f"{sig(c['collapse_below_edge'], 2)}, above it {sig(c['spearman_above_edge'], 2)} and "
+                     f"{sig(c['collapse_above_edge'], 2)}")
     if name in ("noise_scale", "lr_lambda0") and A["above_edge"] and A["above_edge"] < n:
         parts.append(f"{A['above_edge']} of {n} runs start above the edge $\\eta\\lambda_0>2$ (mean test accuracy "
                      f"{A['acc_above_edge']:.1%} against {A['acc_below_edge']:.1%} below it; "

@@ -231,7 +231,13 @@ def _ray(name: str, points: list[Point], store_root: str, force: bool, ray_addre
         # an existing cluster: ship the package with the job; its machines need the requirements installed
         runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)],
                        "env_vars": {k: v for k, v in env.items() if k != "PYTHONPATH"}}
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        try:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+        except ConnectionError as err:
+            raise ConfigError(f"Could not connect to the Ray cluster at {address} ({str(err).splitlines()[0]}); "
+                              f"check the address, and for a cluster with token authentication (Ray's default) "
+                              f"set RAY_AUTH_MODE=token with its token in ~/.ray/auth_token or RAY_AUTH_TOKEN.") \
+                from None
     else:
         # a local cluster on the loopback address, started here and stopped at the end
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False,
