@@ -44,7 +44,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import noise_scale, noise_scale_point
 from repro.plotting import figure, reference_line
-from repro.report import params_table, provenance_table
+from repro.report import params_table, provenance_table, show_recorded
 
 params = noise_scale.Params.from_namespace(globals())
 result = noise_scale.run(params)
@@ -77,7 +77,14 @@ def breaks(name):
     """Where a candidate breaks, in one sentence computed from the grid."""
     c = CAND[name]
     parts = []
-    if "worst_group" in c:
+    if name == "intrinsic_lr":  # the weight-decay-free group is described on its own below
+        pos = rows[rows.intrinsic_lr > 0].groupby("intrinsic_lr").test_acc.agg(["count", "min", "max"])
+        pos = pos[pos["count"] > 1]
+        if len(pos):
+            v = (pos["max"] - pos["min"]).idxmax()
+            parts.append(f"{pos.loc[v, 'count']} runs share the value {sig(v)} but reach {pos.loc[v, 'min']:.1%} "
+                         f"to {pos.loc[v, 'max']:.1%} test accuracy")
+    elif "worst_group" in c:
         w = c["worst_group"]
         parts.append(f"{w['runs']} runs share the value {sig(w['value'])} but reach {w['acc_min']:.1%} to "
                      f"{w['acc_max']:.1%} test accuracy")
@@ -103,11 +110,10 @@ def breaks(name):
 
 verdict_rows = [{"quantity": CAND[k]["label"], "Spearman rho with test accuracy": sig(CAND[k]["spearman"]),
                  "collapse score": sig(CAND[k]["collapse"]),
-                 "verdict": strength(CAND[k]["collapse"]) if conclusive else "inconclusive at this scale",
-                 "where it breaks": breaks(k)} for k in names]
+                 "verdict": strength(CAND[k]["collapse"]) if conclusive else "inconclusive at this scale"}
+                for k in names]
 verdict_rows.append({"quantity": CAND["lr"]["label"] + " (baseline)", "Spearman rho with test accuracy":
-                     sig(CAND["lr"]["spearman"]), "collapse score": sig(lr_only), "verdict": "reference",
-                     "where it breaks": "-"})
+                     sig(CAND["lr"]["spearman"]), "collapse score": sig(lr_only), "verdict": "reference"})
 VERDICT = pd.DataFrame(verdict_rows).set_index("quantity")
 
 # %% [markdown]
@@ -133,6 +139,7 @@ else:
               f"{A['best']['test_acc']:.1%} test accuracy.")
 display(Markdown(answer))
 display(VERDICT)
+display(Markdown("**Where each breaks.**\n" + "\n".join(f"- *{CAND[k]['label']}*: {breaks(k)}" for k in names)))
 
 # %% [markdown]
 # The collapse score predicts each run's test accuracy from the runs nearest to it in the logarithm of the
@@ -141,15 +148,16 @@ display(VERDICT)
 # with an optimum in the middle, which is what a noise scale is expected to have.
 
 # %% tags=["hide-input"]
-def accuracy_figure(rows, cands):
+def accuracy_figure(rows, analysis):
     """Test accuracy against each candidate: colour = batch size, marker = weight decay, hollow = short run."""
+    cands = analysis["candidates"]
     fig, axes = figure(ncols=2, nrows=2, width=4.6, height=3.5)
     bs = sorted(rows.batch_size.unique())
     wds = sorted(rows.weight_decay.unique())
     colours = dict(zip(bs, sns.color_palette("viridis", len(bs)), strict=True))
     markers = dict(zip(wds, "os^Dv", strict=False))
     short = rows.epochs.min()
-    for ax, key in zip(axes, [*cands, "lr"], strict=True):
+    for ax, key in zip(axes, [*noise_scale.CANDIDATES, "lr"], strict=True):
         label, metric = {**noise_scale.CANDIDATES, **noise_scale.BASELINES}[key]
         x = rows[metric].to_numpy(float)
         floor = x[x > 0].min() / 3
@@ -164,7 +172,7 @@ def accuracy_figure(rows, cands):
             ax.axvline(floor * 1.7, color="0.6", lw=0.8)
             ax.text(floor, ax.get_ylim()[0], "wd = 0", fontsize=7, rotation=90, va="bottom")
         ax.set(xscale="log", xlabel=label, ylabel="test accuracy",
-               title=f"{label}: Spearman {sig(CAND[key]['spearman'], 2)}, collapse {sig(CAND[key]['collapse'], 2)}")
+               title=f"{label}: Spearman {sig(cands[key]['spearman'], 2)}, collapse {sig(cands[key]['collapse'], 2)}")
         ax.title.set_fontsize(9)
     handles = [axes[0].scatter([], [], color=colours[b], label=f"B = {b}") for b in bs]
     handles += [axes[0].scatter([], [], color="0.4", marker=markers[w], label=f"wd = {w:g}") for w in wds]
@@ -173,7 +181,7 @@ def accuracy_figure(rows, cands):
     return fig
 
 
-fig = accuracy_figure(rows, names)
+fig = accuracy_figure(rows, A)
 
 # %% [markdown]
 # ## The story
@@ -262,6 +270,17 @@ display(rows[cols].rename(columns={"batch_size": "B", "weight_decay": "wd", "noi
                                    "intrinsic_lr": "lr x wd", "lr_lambda0": "lr x lambda0",
                                    "equilibrium_times": "steps x lr x wd"}).map(
     lambda v: sig(v) if isinstance(v, float) else v))
+
+# %% [markdown]
+# ## Recorded at a larger scale
+# Where this chapter has been run at the `paper` preset (on a GPU or a Ray cluster) with `--record`, the recorded
+# grid's statistics and figure are drawn here beside this page's.
+
+# %% tags=["hide-input"]
+rec = show_recorded("noise_scale", noise_scale.VERSION, "noise_scale")
+if rec:
+    display(pd.DataFrame({"this page": M, "recorded": rec.result.metrics}).map(sig))
+    rec_fig = accuracy_figure(pd.DataFrame(rec.result.data["rows"]), rec.result.data["analysis"])
 
 # %% [markdown]
 # ## How these numbers were made

@@ -102,7 +102,9 @@ def make_grid(name: str, grid: dict[str, list[str]] | list[tuple[str, str]], fix
     both = sorted(set(grid) & set(fixed))
     if both:
         raise ConfigError(f"Parameter {both[0]} is both a grid (-g) and fixed (-p); give it once.")
-    params_cls.resolve(preset, {k: v[0] for k, v in grid.items()} | fixed)  # unknown names: one message
+    unknown = [k for k in [*grid, *fixed] if k not in params_cls.names()]
+    if unknown:
+        params_cls.resolve(preset, {unknown[0]: None})  # raises the one-line "Unknown parameter" message
     points = []
     for i, combo in enumerate(itertools.product(*grid.values())):
         values = dict(zip(grid, map(str, combo), strict=True))
