@@ -183,3 +183,31 @@ def test_cli_sweep_prints_the_table_and_skips_what_is_stored(local_run):
     assert header.split()[:4] == ["lr", "status", "wall", "(s)"] and "test_acc" in header
     acc = local_metrics(local_run)[1]["test_acc"]
     assert rows[1].split()[:2] == ["0.4", "stored"] and f"{acc:.3g}" in rows[1]
+
+
+def test_lambda0_is_the_top_eigenvalue_of_the_minibatch_hessian():
+    """Lanczos on the batch-statistics copy against the dense Hessian of the same minibatch loss."""
+    import torch
+    from torch.nn import functional as F
+
+    from repro.data import VisionData
+    from repro.metrics.hessian import functional, hessian_dense
+    from repro.train.loop import normalize
+
+    g = torch.Generator().manual_seed(0)
+    data = VisionData(torch.randint(0, 256, (64, 1, 4, 4), generator=g, dtype=torch.uint8),
+                      torch.randint(0, 3, (64,), generator=g), 3)
+    p = NP.Params(n_train=64, n_test=100, width=6, batch_size=16)
+    model = NP.build_model(p, (1, 4, 4), 3)
+    stats = (torch.full((1, 1, 1, 1), 0.5), torch.full((1, 1, 1, 1), 0.3))
+    lam = NP.minibatch_sharpness(model, data, stats, 16, 2, iters=60, seed=0)
+    m = NP.batch_stat_copy(model)
+    theta, apply = functional(m)
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(1))
+    for b in range(2):
+        idx = order[b * 16:(b + 1) * 16]
+        x, y = normalize(data.x[idx], *stats), data.y[idx]
+        dense = torch.linalg.eigvalsh(hessian_dense(lambda th, x=x, y=y: F.cross_entropy(apply(th, x), y), theta))
+        assert lam[b] == pytest.approx(float(dense[-1]), rel=1e-2)  # float32 Lanczos
+    assert lam[0] != pytest.approx(lam[1], rel=1e-3)  # two different minibatches
+    assert model.norms[0].running_mean is not None  # the model itself keeps its running statistics
