@@ -6,7 +6,8 @@ NAME is a chapter (`repro.experiments.NAME` with `Params` and `run(params, store
 of `repro.experiments` with the same two names. Every point is resolved and validated with `Params.resolve`
 before anything runs. A point calls `run(params)` directly (no notebook), in a worker:
 
-- `local`: a process pool sized to the machine's cores (one torch thread per worker on a CPU);
+- `local`: a process pool sized to the machine's cores (one torch thread per worker on a CPU), or one worker
+  per GPU, each pinned to its GPU;
 - `ray`: tasks on the Ray cluster at `RAY_ADDRESS` (or `--ray-address`), or on a local cluster started for the
   sweep and stopped after it; each point asks for `--gpus-per-point` GPUs when the cluster has GPUs;
 - `submitit`: one SLURM job array (`--slurm-partition`, `--timeout-min`), or submitit's local executor where
@@ -190,16 +191,38 @@ def run_point(name: str, config: dict[str, Any], store_root: str | None, force: 
 Outcomes = Iterator[tuple[Point, dict[str, Any]]]
 
 
+def _pin_gpu(queue) -> None:
+    """Pool initializer: this worker takes one GPU id from the queue and sees only that GPU."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
+
+
+def local_gpus() -> int:
+    """GPUs the local pool spreads points over: 0 on a CPU or with REPRO_DEVICE=cpu."""
+    import torch
+
+    if os.environ.get("REPRO_DEVICE", "auto") == "cpu" or not torch.cuda.is_available():
+        return 0
+    return torch.cuda.device_count()
+
+
 def _local(name: str, points: list[Point], store_root: str, force: bool, workers: int | None = None,
            **_: Any) -> Outcomes:
+    """A process pool: one worker per core on a CPU (one torch thread each), one per GPU where there are GPUs."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    workers = workers or os.cpu_count() or 1
+    ctx = mp.get_context("spawn")  # spawn, not fork: a forked torch with live threads can deadlock
+    gpus = local_gpus()
+    workers = workers or gpus or os.cpu_count() or 1
     workers = max(1, min(workers, len(points)))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    # spawn, not fork: a forked torch with live threads can deadlock
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+    threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
+    init: dict[str, Any] = {}
+    if gpus:
+        queue = ctx.Queue()
+        for i in range(workers):
+            queue.put(i % gpus)
+        init = {"initializer": _pin_gpu, "initargs": (queue,)}
+    with ProcessPoolExecutor(workers, mp_context=ctx, **init) as pool:
         futures = {pool.submit(run_point, name, pt.params.to_dict(), store_root, force, threads): pt
                    for pt in points}
         try:
