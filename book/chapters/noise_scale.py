@@ -22,7 +22,8 @@
 
 # %% tags=["parameters"]
 preset = "book"  # which preset the values below came from (set by `python -m repro run --preset`)
-seed = 0  # seed of data subset, initialisation and batch order (every point)
+seed = 0  # seed of data subset, initialisation and batch order (first of n_seeds)
+n_seeds = 2  # runs per setting, with seeds seed, seed + 1, ...
 dataset = "mnist"  # training data (paper preset: cifar10)
 model = "bn_mlp"  # network: BN MLP, BN convnet, or PreResNet-32
 width = 128  # hidden units (bn_mlp) or first-layer channels (bn_convnet)
@@ -134,9 +135,12 @@ else:
               f"collapse score {sig(bc, 2)} (1: the quantity fixes the accuracy; 0: no better than the mean), "
               f"{margin}. It {strength(bc)}. The others: "
               + "; ".join(f"{CAND[k]['label']} {sig(CAND[k]['collapse'], 2)}" for k in names if k != best)
-              + f". Best run: $\\eta$ = {A['best']['lr']:g}, $B$ = {A['best']['batch_size']}, "
+              + f". Best setting: $\\eta$ = {A['best']['lr']:g}, $B$ = {A['best']['batch_size']}, "
               f"$\\lambda$ = {A['best']['weight_decay']:g}, {A['best']['epochs']} epochs, "
-              f"{A['best']['test_acc']:.1%} test accuracy.")
+              f"{A['best']['test_acc']:.1%} test accuracy (mean of {A['best']['seeds']} seeds)."
+              + (f" Runs that differ only in their seed differ by {A['seed_sd']:.1%} (standard deviation), "
+                 f"{A['seed_share']:.0%} of the grid's variance, so no quantity can score much above "
+                 f"{1 - A['seed_share']:.2f}." if np.isfinite(A["seed_sd"]) else ""))
 display(Markdown(answer))
 display(VERDICT)
 display(Markdown("**Where each breaks.**\n" + "\n".join(f"- *{CAND[k]['label']}*: {breaks(k)}" for k in names)))
@@ -189,10 +193,11 @@ fig = accuracy_figure(rows, A)
 # **The task.** A BatchNorm MLP (two hidden layers of `width` units, every hidden layer followed by BatchNorm, so
 # its weights are scale-invariant, as in the intrinsic-LR chapter) trained on `n_train` MNIST images by plain SGD,
 # momentum off, constant learning rate, coupled weight decay on every parameter; test accuracy on `n_test` held-out
-# images after `epochs` passes. The grid is every combination of `lrs`, `batch_sizes`, `weight_decays` and `epochs`;
-# each run is one stored result of `noise_scale_point`, so
-# `python -m repro sweep noise_scale_point -g lr ... -g batch_size ...` on a Ray cluster or SLURM fills the same
-# store this page reads. The `paper` preset is the same grid on full CIFAR-10 with PreResNet-32 (crop and flip).
+# images after `epochs` passes. The grid is every combination of `lrs`, `batch_sizes`, `weight_decays` and `epochs`,
+# each with `n_seeds` seeds (data subset, initialisation and batch order); each run is one stored result of
+# `noise_scale_point`, so `python -m repro sweep noise_scale_point -g lr ... -g batch_size ...` on a Ray cluster or
+# SLURM fills the same store this page reads. The `paper` preset is the same grid, one seed per setting, on full
+# CIFAR-10 with PreResNet-32 (crop and flip).
 #
 # **The three quantities.**
 # - *Noise scale* $\eta/B$: SGD as a discretised stochastic differential equation has a temperature proportional
@@ -224,6 +229,9 @@ display(Markdown(
     f"{learned} of {n} runs learned (train accuracy at least {noise_scale.LEARNED_TRAIN_ACC:.0%}, chance 10%); "
     f"{A['diverged']} diverged. Test accuracy over the grid: {A['test_acc_min']:.1%} to {A['test_acc_max']:.1%}; "
     f"among runs that learned it spans {A['learned_test_acc_range']:.1%}. "
+    + (f"Runs that differ only in their seed differ by {A['seed_sd']:.1%} (standard deviation over seeds, averaged "
+       f"over settings). " if np.isfinite(A["seed_sd"]) else "Each setting ran with one seed, so the seed-to-seed "
+       "variation is not measured here. ")
     + ("The comparison above is **conclusive at this scale** in this sense." if conclusive else
        "The comparison is **inconclusive at this scale**.")))
 
@@ -264,7 +272,7 @@ display(g.rename(columns={"count": "runs", "min": "lowest test acc", "max": "hig
 # :::
 
 # %% tags=["hide-input", "hide-output"]
-cols = ["lr", "batch_size", "weight_decay", "epochs", "noise_scale", "intrinsic_lr", "lr_lambda0",
+cols = ["lr", "batch_size", "weight_decay", "epochs", "seed", "noise_scale", "intrinsic_lr", "lr_lambda0",
         "equilibrium_times", "train_acc", "test_acc", "diverged"]
 display(rows[cols].rename(columns={"batch_size": "B", "weight_decay": "wd", "noise_scale": "lr / B",
                                    "intrinsic_lr": "lr x wd", "lr_lambda0": "lr x lambda0",

@@ -25,7 +25,7 @@ from repro.device import get_device
 from repro.experiments import noise_scale_point as point
 from repro.store import Result, Store
 
-VERSION = 1
+VERSION = 2
 POINT = "noise_scale_point"
 # name -> (label, metric of a point)
 CANDIDATES = {
@@ -48,7 +48,8 @@ def parse_list(name: str, text: str, kind: type) -> list:
 
 @dataclasses.dataclass(frozen=True)
 class Params(P.Params):
-    seed: int = P.param(0, "seed of data subset, initialisation and batch order (every point)", ge=0)
+    seed: int = P.param(0, "seed of data subset, initialisation and batch order (first of n_seeds)", ge=0)
+    n_seeds: int = P.param(2, "runs per setting, with seeds seed, seed + 1, ...", ge=1)
     dataset: str = P.param("mnist", "training data (paper preset: cifar10)", choices=("mnist", "cifar10"))
     model: str = P.param("bn_mlp", "network: BN MLP, BN convnet, or PreResNet-32",
                          choices=("bn_mlp", "bn_convnet", "preresnet32"))
@@ -64,11 +65,11 @@ class Params(P.Params):
     lanczos_iters: int = P.param(15, "Lanczos iterations per top eigenvalue", ge=2)
 
     PRESETS = {
-        "smoke": {"n_train": 1024, "n_test": 500, "width": 32, "lrs": "0.1,1.6", "batch_sizes": "32,128",
+        "smoke": {"n_seeds": 1, "n_train": 1024, "n_test": 500, "width": 32, "lrs": "0.1,1.6", "batch_sizes": "32,128",
                   "weight_decays": "0,0.01", "epochs": "1", "lanczos_iters": 8, "lambda0_batches": 1},
         # The same grid on full CIFAR-10 with PreResNet-32 (crop and flip), for a GPU or a Ray cluster:
-        # 5 x 3 x 3 x 2 = 90 runs of 15 or 45 epochs.
-        "paper": {"dataset": "cifar10", "model": "preresnet32", "n_train": 50_000, "n_test": 10_000,
+        # 5 x 3 x 3 x 2 = 90 settings, one seed each, of 15 or 45 epochs.
+        "paper": {"n_seeds": 1, "dataset": "cifar10", "model": "preresnet32", "n_train": 50_000, "n_test": 10_000,
                   "augment": True, "weight_decays": "0,0.0005,0.005", "epochs": "15,45", "lanczos_iters": 20},
     }
 
@@ -80,9 +81,9 @@ class Params(P.Params):
 
     def points(self) -> list[S.Point]:
         """Every grid point as validated `noise_scale_point` parameters."""
-        base = {k: getattr(self, k) for k in ("seed", "dataset", "model", "width", "n_train", "n_test", "augment",
+        base = {k: getattr(self, k) for k in ("dataset", "model", "width", "n_train", "n_test", "augment",
                                               "lambda0_batches", "lanczos_iters")}
-        grid = self.grid()
+        grid = {**self.grid(), "seed": [self.seed + i for i in range(self.n_seeds)]}
         out = []
         for i, combo in enumerate(itertools.product(*grid.values())):
             values = dict(zip(grid, combo, strict=True))
@@ -95,6 +96,9 @@ class Params(P.Params):
 
     def check(self) -> None:
         grid = self.grid()
+        if self.n_seeds > 16:
+            raise P.ConfigError(f"n_seeds ({self.n_seeds}) is more than 16; a grid that size belongs on a cluster "
+                                f"via `python -m repro sweep noise_scale_point`.")
         for name, values in grid.items():
             if any(v <= 0 for v in values) and name != "weight_decay":
                 raise P.ConfigError(f"Every value of the {name} grid must be > 0, got {values}.")
@@ -168,8 +172,16 @@ def analyse(rows: list[dict]) -> dict:
     out["acc_above_edge"] = float(acc[above].mean()) if above.any() else float("nan")
     out["diverged"] = int(sum(r["diverged"] for r in rows))
     out["diverged_above_edge"] = int(sum(r["diverged"] for r, a in zip(rows, above, strict=True) if a))
-    best = int(acc.argmax())
-    out["best"] = {k: rows[best][k] for k in ("lr", "batch_size", "weight_decay", "epochs", "test_acc")}
+    # seed-to-seed variation: runs that differ only in their seed
+    settings: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        settings.setdefault(tuple(r[k] for k in ("lr", "batch_size", "weight_decay", "epochs")), []).append(i)
+    within = [float(np.var(acc[idx], ddof=1)) for idx in settings.values() if len(idx) > 1]
+    out["seed_sd"] = float(np.sqrt(np.mean(within))) if within else float("nan")
+    out["seed_share"] = float(np.mean(within) / np.var(acc)) if within and np.var(acc) > 0 else float("nan")
+    best = max(settings, key=lambda k: float(acc[settings[k]].mean()))
+    out["best"] = {**dict(zip(("lr", "batch_size", "weight_decay", "epochs"), best, strict=True)),
+                   "test_acc": float(acc[settings[best]].mean()), "seeds": len(settings[best])}
     return out
 
 
@@ -187,7 +199,7 @@ def run(p: Params, store: Store | None = None, force: bool | None = None, execut
         rows = []
         for pt in points:
             r = point.run(pt.params, store)  # stored by now: a load
-            rows.append({**{k: getattr(pt.params, k) for k in ("lr", "batch_size", "weight_decay", "epochs")},
+            rows.append({**{k: getattr(pt.params, k) for k in ("lr", "batch_size", "weight_decay", "epochs", "seed")},
                          **r.metrics, "key": f"{r.experiment}/{r.key}", "wall_time_s": r.provenance["wall_time_s"],
                          "device": r.provenance["device"], "commit": r.provenance["commit"],
                          "test_acc_curve": r.data["history"]["test_acc"], "curve_step": r.data["history"]["step"]})
@@ -197,7 +209,8 @@ def run(p: Params, store: Store | None = None, force: bool | None = None, execut
 
 
 def _headline(a: dict) -> dict:
-    out = {"points": a["points"], "learned": a["learned"], "above_edge": a["above_edge"]}
+    out = {"points": a["points"], "learned": a["learned"], "above_edge": a["above_edge"], "seed_sd": a["seed_sd"],
+           "seed_share": a["seed_share"]}
     for name, c in a["candidates"].items():
         out[f"{name}_spearman"] = c["spearman"]
         out[f"{name}_collapse"] = c["collapse"]
