@@ -216,8 +216,8 @@ fig = accuracy_figure(rows, A)
 #   cross-entropy the Hessian's top eigenvalue takes its place.
 
 # %% tags=["hide-input"]
-lam = rows.groupby("batch_size").lambda0.first()
-display(pd.DataFrame({"lambda0 (top Hessian eigenvalue at init)": lam.map(sig),
+lam = rows.groupby("batch_size").lambda0.mean()
+display(pd.DataFrame({"lambda0 (top Hessian eigenvalue at init, mean over seeds)": lam.map(sig),
                       "edge 2 / lambda0 (learning rate)": (EDGE / lam).map(sig)}).rename_axis("batch size"))
 
 # %% [markdown]
@@ -274,10 +274,11 @@ display(g.rename(columns={"count": "runs", "min": "lowest test acc", "max": "hig
 # %% tags=["hide-input", "hide-output"]
 cols = ["lr", "batch_size", "weight_decay", "epochs", "seed", "noise_scale", "intrinsic_lr", "lr_lambda0",
         "equilibrium_times", "train_acc", "test_acc", "diverged"]
-display(rows[cols].rename(columns={"batch_size": "B", "weight_decay": "wd", "noise_scale": "lr / B",
-                                   "intrinsic_lr": "lr x wd", "lr_lambda0": "lr x lambda0",
-                                   "equilibrium_times": "steps x lr x wd"}).map(
-    lambda v: sig(v) if isinstance(v, float) else v))
+with pd.option_context("display.max_rows", None):
+    display(rows[cols].rename(columns={"batch_size": "B", "weight_decay": "wd", "noise_scale": "lr / B",
+                                       "intrinsic_lr": "lr x wd", "lr_lambda0": "lr x lambda0",
+                                       "equilibrium_times": "steps x lr x wd"}).map(
+        lambda v: sig(v) if isinstance(v, float) else v))
 
 # %% [markdown]
 # ## Recorded at a larger scale
