@@ -75,7 +75,8 @@ def test_missing_part_is_reported(tmp_path):
         read_arrays("cifar10", "test", tmp_path)
 
 
-def test_wrong_shape_is_reported(tmp_path):
+def test_wrong_shape_is_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_ALLOW_UNVERIFIED", "1")
     np.savez_compressed(tmp_path / "mnist_test.npz", x=np.zeros((4, 32, 32), np.uint8), y=np.zeros(4, np.uint8))
     with pytest.raises(DataError, match=r"expected uint8 images of shape \(N, 28, 28\)"):
         read_arrays("mnist", "test", tmp_path)
@@ -83,6 +84,7 @@ def test_wrong_shape_is_reported(tmp_path):
 
 def test_missing_data_names_both_ways_to_supply_it(tmp_path, monkeypatch):
     monkeypatch.delenv("REPRO_DOWNLOAD", raising=False)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError) as err:
         read_arrays("cifar10", "train", tmp_path / "empty")
     message = str(err.value)

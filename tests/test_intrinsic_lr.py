@@ -120,7 +120,7 @@ def test_preresnet32_has_32_weight_layers():
     ({"early_drop_epochs": "200"}, "must be below equilibrium_epochs"),
     ({"weight_decay": "-1"}, "weight_decay must be > 0"),
     ({"model": "vgg"}, "model must be one of"),
-    ({"augment": "true"}, "augment (crop and flip) is for cifar10"),
+    ({"augment": "true"}, "augment must be false for dataset mnist"),
     ({"model": "preresnet32"}, "use dataset cifar10"),
 ])
 def test_bad_parameters_stop_with_one_sentence(override, message):

@@ -126,8 +126,11 @@ def test_bad_parameters_stop_with_one_sentence():
         L.TheoryParams.resolve("book", {"pq_lr_small": "2.0"})
     with pytest.raises(ConfigError, match="pq_anneal_max .* must be below pq_steps"):
         L.TheoryParams.resolve("book", {"pq_anneal_max": "5000"})
-    with pytest.raises(ConfigError, match="pq_p0_grid must be comma-separated numbers"):
+    with pytest.raises(ConfigError, match="pq_p0_grid may only hold letters, digits and the characters , . _ \\+ -"):
         L.TheoryParams.resolve("book", {"pq_p0_grid": "0.1;0.2"})
+    for grid in ("0.1,a", "0.1,nan", "inf", "0.5,1e999"):
+        with pytest.raises(ConfigError, match="pq_lr_large_grid must be comma-separated numbers"):
+            L.TheoryParams.resolve("book", {"pq_lr_large_grid": grid})
     with pytest.raises(ConfigError, match="every value of pq_p0_grid"):
         L.TheoryParams.resolve("book", {"pq_p0_grid": "0.1,0.9"})
     with pytest.raises(ConfigError, match="every value of pq_lr_large_grid .* must exceed pq_lr_small"):

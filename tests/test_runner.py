@@ -1,6 +1,7 @@
 """Every chapter through the real runner at smoke scale, and the command line's errors."""
 
 import ast
+import os
 import subprocess
 import sys
 
@@ -33,9 +34,16 @@ def test_parameters_cell_matches_the_chapters_params(name):
 
 @pytest.mark.parametrize("name", list(CHAPTERS))
 def test_chapter_runs_at_smoke_through_the_runner(name, tmp_path, monkeypatch):
-    """Runs with --record into a scratch folder, so the chapter's recorded-results section draws them too."""
-    monkeypatch.setenv("REPRO_RECORDED_DIR", str(tmp_path / "recorded"))
-    out = run_chapter(name, "smoke", output=tmp_path / f"{name}.ipynb", record=True)
+    """Runs with --record into a scratch folder, so the chapter's recorded-results section draws them too. Every
+    path is relative, as a user types it: it means the caller's directory, not the kernel's (book/chapters)."""
+    monkeypatch.chdir(tmp_path)
+    if "REPRO_DATA_DIR" in os.environ:
+        monkeypatch.setenv("REPRO_DATA_DIR", os.path.relpath(os.environ["REPRO_DATA_DIR"], tmp_path))
+    monkeypatch.setenv("REPRO_RESULTS_DIR", "results")
+    monkeypatch.setenv("REPRO_RECORDED_DIR", "recorded")
+    out = run_chapter(name, "smoke", output=f"{name}.ipynb", record=True)
+    assert out == tmp_path / f"{name}.ipynb" and list((tmp_path / "results").rglob("*.json"))
+    assert list((tmp_path / "recorded").rglob("*.json"))
     nb = nbformat.read(out, as_version=4)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                 if o.get("output_type") == "error"]

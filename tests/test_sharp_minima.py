@@ -103,11 +103,13 @@ def test_phenomenon_small_batch_trains_further_in_the_same_epochs():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"batch_size": "6000"}, "small batch of F1 \\(6000\\) must be smaller than its large batch \\(6000"),
+    ({"batch_size": "6000"}, "small batch of F1 \\(batch_size 6000\\) must be smaller than its large batch \\(6000"),
     ({"networks": "F1,F2"}, "F2 needs TIMIT"),
     ({"sharpness_eps_small": "0.002"}, "sharpness_eps_small .* must be smaller than sharpness_eps"),
-    ({"n_train": "500", "batch_size": "16"}, "measured on 1000 training examples but it trains on 500"),
-    ({"cifar_train": "200"}, "small batch of C1-C4 \\(24\\) must be smaller than its large batch \\(20"),
+    ({"n_train": "500", "batch_size": "16"}, "measured on 1000 training examples \\(sharpness_examples\\) but "
+                                             "it trains on 500"),
+    ({"cifar_train": "200"}, "small batch of C1-C4 \\(cifar_batch_size 24\\) must be smaller "
+                              "than its large batch \\(20"),
     ({"remedy_scaling": "cubic"}, "remedy_scaling must be one of"),
 ])
 def test_bad_parameters_stop_with_one_sentence(overrides, message):

@@ -21,7 +21,7 @@ from torch import nn
 
 from repro.data import VisionData
 from repro.device import device_name, get_device
-from repro.models.keskar import C1, F1
+from repro.models.keskar import C1, C2, F1
 from repro.models.preresnet import preresnet32
 from repro.models.wrn import WideResNet, set_act_noise
 from repro.train.loop import constant, train
@@ -30,6 +30,7 @@ from repro.train.loop import constant, train
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, int, int]]] = {
     "F1": (F1, (1, 28, 28)),
     "C1": (C1, (3, 32, 32)),
+    "C2": (C2, (3, 32, 32)),
     "PreResNet-32": (preresnet32, (3, 32, 32)),
     "WRN-16-4": (lambda: WideResNet(16, 4), (3, 32, 32)),
     "WRN-16-10": (lambda: WideResNet(16, 10), (3, 32, 32)),

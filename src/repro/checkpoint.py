@@ -14,12 +14,19 @@ import torch
 from repro.store import results_dir
 
 
+def checkpoint_dir() -> Path | None:
+    """`REPRO_CHECKPOINT_DIR`: set by a campaign for the unit it runs, so that runs which may outlast a GPU
+    window checkpoint there and resume in the next one (None outside a campaign)."""
+    env = os.environ.get("REPRO_CHECKPOINT_DIR")
+    return Path(env) if env else None
+
+
 class Checkpoint:
     def __init__(self, experiment: str, key: str, every: int = 5, root: Path | str | None = None):
         if every < 1:
             raise ValueError(f"Checkpoint interval must be >= 1 epoch, got {every}.")
         self.every = every
-        self.path = Path(root or results_dir() / "checkpoints") / experiment / f"{key}.pt"
+        self.path = Path(root or checkpoint_dir() or results_dir() / "checkpoints") / experiment / f"{key}.pt"
 
     def due(self, epoch: int) -> bool:
         """Whether to save after this epoch (1-based)."""

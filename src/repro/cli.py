@@ -1,5 +1,9 @@
 """`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | sweep CHAPTER -g NAME V1,V2 ...
-| build | bench`."""
+| build | bench | campaign`.
+
+Every mistake a user can make stops with exit code 2 and one line on stderr, before any work; Ctrl-C stops with
+exit code 130 and one line.
+"""
 
 from __future__ import annotations
 
@@ -44,14 +48,93 @@ def _bench(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"error: {message}; see `{self.prog} --help`.\n")
+
+
+PARAM_FLAGS = ("-p", "--param")
+
+
+def split_params(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Take every `-p NAME VALUE` out of argv before argparse sees it: argparse would read a VALUE such as
+    -1e-3 or -inf as an option."""
+    rest, pairs, i = [], [], 0
+    while i < len(argv):
+        if argv[i] in PARAM_FLAGS:
+            if len(argv) - i < 3:
+                got = " ".join(argv[i + 1:]) or "nothing"
+                raise ConfigError(f"{argv[i]} takes a parameter NAME and a VALUE, got {got!r}; "
+                                  f"write -p NAME VALUE (see `python -m repro list`).")
+            pairs.append((argv[i + 1], argv[i + 2]))
+            i += 3
+        else:
+            rest.append(argv[i])
+            i += 1
+    return rest, pairs
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).splitlines()) or type(err).__name__
+
+
+def _campaign(args) -> int:
+    from pathlib import Path
+
+    from repro.campaign import run_campaign, take
+    from repro.runner import get_chapter
+
+    if args.take:
+        if not Path(args.take).exists():
+            raise ConfigError(f"campaign --take: {args.take} does not exist; give the folder of the returned files.")
+        written, refused = take(Path(args.take))
+        for line in refused:
+            print(f"refused: {line}", file=sys.stderr)
+        print(f"filed {len(written)} recorded unit(s) under results/recorded/")
+        return 1 if refused else 0
+    if args.budget is None or args.budget <= 0 or (args.out is None and not args.dry_run):
+        raise ConfigError("campaign needs --budget SECONDS (> 0) and --out DIR (or --dry-run, or --take DIR).")
+    if args.preset not in PRESET_NAMES:
+        raise ConfigError(f"Unknown preset {args.preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+    if args.device == "cuda" and not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("campaign --device cuda needs a GPU, and this PyTorch sees none; use --device cpu.")
+    chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
+    for name in chapters or []:
+        get_chapter(name)
+    run_campaign(args.budget, Path(args.out) if args.out else None, args.preset, chapters, dry_run=args.dry_run,
+                 device=args.device, unknown_s=args.unknown_s)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__)
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        print("interrupted: finished results are stored; run the same command again to continue (a training run "
+              "with checkpoints resumes from its last one).", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
+    from repro.data.vision import DataError
+
+    try:
+        argv, param_pairs = split_params(argv)
+    except ConfigError as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    parser = _Parser(prog="python -m repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="chapters, their parameters with defaults and help, and their presets")
     run = sub.add_parser("run", help="execute one chapter with papermill")
     run.add_argument("chapter")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="override a parameter (repeatable)")
+                     help="override a parameter (repeatable; VALUE may start with '-')")
     run.add_argument("--preset", default="book", help=f"one of {', '.join(PRESET_NAMES)} (default: book)")
     run.add_argument("--output", help="executed notebook path (default: runs/CHAPTER/PRESET-KEY.ipynb)")
     run.add_argument("--force", action="store_true", help="recompute results even if stored")
@@ -72,7 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     bench.add_argument("--out", help="also write the figures as JSON here")
+    camp = sub.add_parser("campaign", help="run the pending units of a preset that fit a time budget, recording "
+                                           "each (for a short GPU window)")
+    camp.add_argument("--budget", type=float, help="seconds the whole campaign may take, the bench included")
+    camp.add_argument("--out", help="folder for the finished units' bundles (units-K.json)")
+    camp.add_argument("--preset", default="paper", help="whose units to run (default: paper)")
+    camp.add_argument("--chapters", help="comma-separated chapters (default: all, in order of value)")
+    camp.add_argument("--dry-run", action="store_true", help="print the plan with estimated times, run nothing")
+    camp.add_argument("--device", default=None, choices=("cpu", "cuda"), help="default: CUDA when present")
+    camp.add_argument("--unknown-s", type=float, default=120.0,
+                      help="seconds assumed for a unit without an estimate (default: 120)")
+    camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     args = parser.parse_args(argv)
+    if param_pairs and args.command != "run":
+        print(f"error: -p NAME VALUE belongs to `run`, not `{args.command}`.", file=sys.stderr)
+        return 2
 
     from repro import runner
 
@@ -81,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             return _list()
         if args.command == "run":
             overrides = {}
-            for name, value in args.param:
+            for name, value in param_pairs:
                 if name in overrides:
                     raise ConfigError(f"Parameter {name} is given twice; give it once.")
                 overrides[name] = value
@@ -93,12 +190,21 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args)
         if args.command == "sweep":
             return _sweep.main(args)
+        if args.command == "campaign":
+            return _campaign(args)
         for name in args.chapters:
             runner.get_chapter(name)
         return runner.build_book(args.chapters or None, render=not args.no_render, force=args.force)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ConfigError, DataError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except Exception as err:
+        # matched by name, not imported: `campaign` runs on GPU machines where papermill is not installed
+        if type(err).__name__ != "PapermillExecutionError":
+            raise
+        print(f"error: the chapter failed in cell {err.exec_count}: {err.ename}: {_one_line(err.evalue)}; "
+              f"the notebook with the full traceback is {getattr(err, 'output', 'under runs/')}.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

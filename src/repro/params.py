@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import typing
 from typing import Any, ClassVar, Self
 
@@ -31,26 +33,52 @@ _RANGE_TEXT = {"gt": ">", "ge": ">=", "le": "<=", "lt": "<"}
 _RANGE_OK = {"gt": lambda v, b: v > b, "ge": lambda v, b: v >= b,
              "le": lambda v, b: v <= b, "lt": lambda v, b: v < b}
 _TYPE_WORD = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+# Command-line numbers are plain ASCII decimals: Python's int() and float() would also take '1_000', Arabic-Indic
+# digits, 'nan' and 'inf', none of which a user means as a learning rate or a batch size.
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# Every integer parameter is a size, a count or a seed: beyond 32 bits it is a typo, and torch and NumPy would fail
+# on it deep inside a run.
+INT_MAX = 2**31 - 1
+# String parameters are choices or comma-separated lists; nothing else may reach the notebook's source.
+_STR_TEXT = re.compile(r"[A-Za-z0-9_.,+\-]*")
+_STR_ALLOWED = "letters, digits and the characters , . _ + -"
+
+
+def _show(value: Any) -> str:
+    """The value as the user typed it, cut short so that the message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}...{text[-6:]}"
 
 
 def _coerce(name: str, typ: type, value: Any) -> Any:
     """Convert a value (a Python object or a command-line string) to the field's type, or say why not."""
+    wrong = ConfigError(f"Parameter {name} expects {_TYPE_WORD[typ]}, got {_show(value)}.")
     if isinstance(value, str) and typ is not str:
         text = value.strip()
-        try:
-            if typ is bool:
-                if text.lower() in ("true", "1", "yes"):
-                    return True
-                if text.lower() in ("false", "0", "no"):
-                    return False
-                raise ValueError
-            return typ(text)
-        except ValueError:
-            raise ConfigError(f"Parameter {name} expects {_TYPE_WORD[typ]}, got {value!r}.") from None
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ConfigError(f"Parameter {name} expects {_TYPE_WORD[typ]}, got {value!r}.")
+        if typ is bool:
+            if text.lower() in ("true", "1", "yes"):
+                return True
+            if text.lower() in ("false", "0", "no"):
+                return False
+            raise wrong
+        if not (_INT_TEXT if typ is int else _FLOAT_TEXT).fullmatch(text):
+            if typ is float and text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+                raise ConfigError(f"Parameter {name} must be a finite number, got {_show(value)}.")
+            raise wrong
+        if typ is int and len(text.lstrip("+-")) > 12:  # int() refuses thousands of digits with its own error
+            raise ConfigError(f"Parameter {name} must lie within +-{INT_MAX}, got {_show(value)}.")
+        value = typ(text)
+    elif typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise wrong
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"Parameter {name} must be a finite number, got {_show(value)}.")
+    if typ is int and abs(value) > INT_MAX:
+        raise ConfigError(f"Parameter {name} must lie within +-{INT_MAX}, got {_show(value)}.")
+    if typ is str and not _STR_TEXT.fullmatch(value):
+        raise ConfigError(f"Parameter {name} may only hold {_STR_ALLOWED}; got {_show(value)}.")
     return value
 
 
@@ -68,14 +96,18 @@ class Params:
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 raise ConfigError(f"Parameter {f.name} must be one of {', '.join(map(str, choices))}; "
-                                  f"got {value!r}.")
+                                  f"got {_show(value)}.")
             for rule, text in _RANGE_TEXT.items():
                 if rule in f.metadata and not _RANGE_OK[rule](value, f.metadata[rule]):
-                    raise ConfigError(f"Parameter {f.name} must be {text} {f.metadata[rule]}, got {value!r}.")
+                    raise ConfigError(f"Parameter {f.name} must be {text} {f.metadata[rule]}, got {_show(value)}.")
         self.check()
 
     def check(self) -> None:
         """Cross-field constraints; raise ConfigError with one clear sentence."""
+
+    def datasets(self) -> list[tuple[str, str]]:
+        """The (dataset, split) pairs these parameters read, so that the runner can check them before the run."""
+        return []
 
     @classmethod
     def names(cls) -> list[str]:
@@ -100,14 +132,14 @@ class Params:
         """Defaults, then the preset's values, then the user's overrides (strings from the command line or
         Python values), validated."""
         if preset not in PRESET_NAMES:
-            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}.")
+            raise ConfigError(f"Unknown preset {_show(preset)}; choose one of {', '.join(PRESET_NAMES)}.")
         overrides = dict(overrides or {})
         known = cls.names()
         for name in overrides:
             if name not in known:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" Did you mean {close[0]}?" if close else ""
-                raise ConfigError(f"Unknown parameter {name!r} for {cls.__qualname__};{hint} "
+                raise ConfigError(f"Unknown parameter {_show(name)} for {cls.__qualname__};{hint} "
                                   f"known parameters: {', '.join(known)}.")
         return cls(**{**cls.PRESETS.get(preset, {}), **overrides})
 

@@ -3,15 +3,20 @@
 A chapter is `book/chapters/NAME.py` (percent format) with a cell tagged `parameters`, backed by
 `repro.experiments.NAME.Params`. The runner resolves defaults <- preset <- user overrides, validates them
 (papermill alone only warns about unknown names), and injects every resolved value plus `preset`.
+
+Everything a user can get wrong is checked before the kernel starts: parameters, the paths they name (resolved
+against the caller's directory, since the kernel runs in book/chapters) and the data the chapter reads.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,31 +72,139 @@ def read_chapter(chapter: Chapter):
     return nb
 
 
+# Folders a user names through the environment, as (variable, what it is for, written to).
+PATH_VARIABLES = (("REPRO_DATA_DIR", "the data packs", False), ("REPRO_RESULTS_DIR", "the results store", True),
+                  ("REPRO_RECORDED_DIR", "recorded results", True))
+
+
+def _writable_folder(path: Path, label: str) -> None:
+    """Stop unless `path` is, or can be created as, a folder this process can write in."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{label} cannot be created: {existing} is a file, not a folder; name a path in a folder.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".repro-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ConfigError(f"{label} cannot be written: {existing} refuses new files ({err.strerror}); name a "
+                          f"folder you can write in.") from None
+
+
+def user_paths(record: bool = False) -> dict[str, str]:
+    """The REPRO_*_DIR variables as absolute paths (a relative one means the caller's directory, not the
+    kernel's), after checking that the folders to be written are writable folders."""
+    env = {}
+    for var, what, written in PATH_VARIABLES:
+        value = os.environ.get(var)
+        if not value:
+            continue
+        path = Path(value).expanduser().absolute()
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{var} is {path}, a file; point it at the folder for {what}.")
+        if written and (record or var != "REPRO_RECORDED_DIR"):
+            _writable_folder(path, f"{var} {path}")
+        env[var] = str(path)
+    return env
+
+
+def check_output(output: Path | str) -> Path:
+    """The absolute notebook path; stops if it is not a writable .ipynb file path. A symbolic link is refused:
+    the notebook would land somewhere other than the path the user named."""
+    path = Path(output).expanduser().absolute()
+    if path.is_dir():
+        raise ConfigError(f"--output {path} is a folder; name the notebook file in it, e.g. {path / 'out.ipynb'}.")
+    if path.suffix != ".ipynb":
+        raise ConfigError(f"--output {path} must name a .ipynb file.")
+    if path.is_symlink():
+        raise ConfigError(f"--output {path} is a symbolic link to {path.resolve()}; name the file itself.")
+    _writable_folder(path.parent, f"--output {path}")
+    return path
+
+
+def _check_injectable(values: dict[str, Any]) -> None:
+    """papermill writes the parameters into the notebook as source code: each must read back as the same literal,
+    so that no value can become code."""
+    from papermill.translators import PythonTranslator
+
+    for name, value in values.items():
+        text = PythonTranslator.translate(value)
+        try:
+            same = ast.literal_eval(text) == value and type(ast.literal_eval(text)) is type(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            same = False
+        if not same:
+            raise ConfigError(f"Parameter {name} cannot be passed to the notebook as a plain value; got {value!r}.")
+
+
+def check_data(params: Params) -> None:
+    """Read and verify every dataset the run needs, so that missing or damaged data stops it before any work."""
+    from repro.data.vision import read_arrays
+
+    for dataset, split in params.datasets():
+        read_arrays(dataset, split)
+
+
+def _quiet_kernel_manager():
+    """A kernel manager whose kernel process writes nothing to the terminal: a cell's own output reaches the
+    notebook through the kernel's messages, and what the process itself prints is transport chatter, or a
+    traceback from the socket it was replying on when Ctrl-C shut it down. A dead kernel is still reported, by
+    papermill."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": subprocess.DEVNULL})
+
+    return QuietKernelManager
+
+
 def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | None = None,
                 output: Path | str | None = None, force: bool = False, progress: bool = False,
                 record: bool = False) -> Path:
     """Validate, then execute the chapter into `output` (default runs/NAME/PRESET-KEY.ipynb). Returns it.
     With `record`, its results are also kept in the tracked folder results/recorded/."""
     import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from repro.data.vision import DataError
 
     chapter = get_chapter(name)
     params = resolve(name, preset, overrides)
-    nb = read_chapter(chapter)
+    values = {"preset": preset, **params.to_dict()}
+    _check_injectable(values)
+    paths = user_paths(record)
     if output is None:
         key = config_key(name, 0, params.to_dict())[:8]
         output = project_root() / "runs" / name / f"{preset}-{key}.ipynb"
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output = check_output(output)
+    nb = read_chapter(chapter)
     # The kernel inherits this process's environment: figures must render inline whatever MPLBACKEND says.
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", **({"REPRO_FORCE": "1"} if force else {}),
-           **({"REPRO_RECORD": json.dumps({"chapter": name, "preset": preset})} if record else {})}
+           **({"REPRO_RECORD": json.dumps({"chapter": name, "preset": preset})} if record else {}), **paths}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # papermill rewrites its output after every cell: run into a temporary name, so that an interrupted run
+    # never leaves a half-executed notebook under the name a reader or the book build looks at.
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.stem}.", suffix=".ipynb")
+    os.fchmod(fd, 0o644)  # mkstemp makes files private; a notebook is meant to be read
+    os.close(fd)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        pm.execute_notebook(nb, str(output), parameters={"preset": preset, **params.to_dict()},
-                            kernel_name="python3", cwd=str(chapter.source.parent), progress_bar=progress,
-                            log_output=False)
+        check_data(params)
+        pm.execute_notebook(nb, tmp, parameters=values, kernel_name="python3", cwd=str(chapter.source.parent),
+                            progress_bar=progress, log_output=False, kernel_manager_class=_quiet_kernel_manager())
+        os.replace(tmp, output)
+    except PapermillExecutionError as err:
+        os.replace(tmp, output)  # a complete notebook that shows the failing cell
+        if err.ename in ("ConfigError", "DataError"):  # the kernel's own checks: one line, like ours
+            raise (ConfigError if err.ename == "ConfigError" else DataError)(err.evalue) from None
+        err.output = output
+        raise
     finally:
+        Path(tmp).unlink(missing_ok=True)
         for k, v in saved.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     return output

@@ -3,13 +3,16 @@
 A run is keyed by a hash of its experiment name, the experiment's version and its resolved config, so the same
 request loads instead of training, and a change to the code that changes results (a version bump) or to any
 parameter gives a new key. Files are written to a temporary name and renamed into place, so an interrupted
-write never leaves a readable half file; an unreadable file is reported and recomputed, never half-read.
+write never leaves a readable half file; an unreadable file is reported and recomputed, never half-read. Two
+processes that ask for the same missing result take turns on a lock file: one computes, the other loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -18,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,9 @@ _REQUIRED = ("schema", "experiment", "version", "key", "config", "metrics", "dat
 
 
 def results_dir() -> Path:
-    """`REPRO_RESULTS_DIR`, or `results/` in the project checkout."""
+    """`REPRO_RESULTS_DIR` (relative to the current directory), or `results/` in the project checkout."""
     env = os.environ.get("REPRO_RESULTS_DIR")
-    return Path(env) if env else project_root() / "results"
+    return Path(env).expanduser().absolute() if env else project_root() / "results"
 
 
 def project_root() -> Path:
@@ -52,7 +55,8 @@ def config_key(experiment: str, version: int, config: dict[str, Any]) -> str:
 
 
 def git_commit() -> str:
-    """The checkout's commit, with `-dirty` when tracked files differ from it; `unknown` outside git."""
+    """The checkout's commit, with `-dirty` when tracked files differ from it. Outside git (a copy of the
+    working tree on a GPU machine), `REPRO_COMMIT` as written by scripts/pack_campaign.py, else `unknown`."""
     root = project_root()
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
@@ -60,8 +64,17 @@ def git_commit() -> str:
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("REPRO_COMMIT", "unknown")
     return f"{sha}-dirty" if dirty else sha
+
+
+def is_deterministic(device: torch.device | str) -> bool:
+    """Whether the same seed gives bit-identical numbers on this device. CPU kernels are (with the same thread
+    count); CUDA ones are not unless deterministic algorithms are switched on (atomics and cuDNN's autotuner
+    reorder floating-point sums from run to run)."""
+    if torch.device(device).type == "cpu":
+        return True
+    return torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
 
 
 def provenance(device: torch.device | str, seed: int | None, wall_time_s: float) -> dict[str, Any]:
@@ -70,6 +83,7 @@ def provenance(device: torch.device | str, seed: int | None, wall_time_s: float)
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "device": device_name(device),
         "seed": seed,
+        "deterministic": is_deterministic(device),
         "wall_time_s": round(wall_time_s, 3),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -127,7 +141,24 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on `path` (released by the kernel if the process dies). Where the file system has no
+    locks, runs do not wait for each other; every write is still atomic. The lock file is removed on the way out:
+    a process still waiting on the removed file then re-checks the store, and at worst computes once more."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        with contextlib.suppress(OSError):
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
 class Store:
+    trains = True  # a store that may compute; repro.units.RecordedStore only replays recorded units
+
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root) if root is not None else results_dir()
 
@@ -142,13 +173,13 @@ class Store:
             return None
         try:
             payload = json.loads(path.read_text())
-            if any(k not in payload for k in _REQUIRED) or payload["key"] != key:
+            if not isinstance(payload, dict) or any(k not in payload for k in _REQUIRED) or payload["key"] != key:
                 raise ValueError("fields missing or key mismatch")
-        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            payload.pop("schema")
+            return Result(**payload, cached=True)
+        except (OSError, ValueError, TypeError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             warnings.warn(f"Ignoring unreadable result {path} ({err}); it will be recomputed.", stacklevel=2)
             return None
-        payload.pop("schema")
-        return Result(**payload, cached=True)
 
     def save(self, result: Result) -> Path:
         path = self.path(result.experiment, result.key)
@@ -166,14 +197,22 @@ class Store:
             cached = self.load(experiment, version, config)
             if cached is not None:
                 return _maybe_record(cached)
-        start = time.perf_counter()
-        out = fn()
-        wall = time.perf_counter() - start
-        result = Result(experiment=experiment, version=version, key=config_key(experiment, version, config),
-                        config=_jsonable(config), metrics=_jsonable(out["metrics"]),
-                        data=_jsonable(out.get("data", {})),
-                        provenance=provenance(device, config.get("seed"), wall))
-        self.save(result)
+        key = config_key(experiment, version, config)
+        path = self.path(experiment, key)
+        with _exclusive(path.with_name(f".{key}.lock")):
+            if not force:  # another process may have computed it while this one waited for the lock
+                cached = self.load(experiment, version, config)
+                if cached is not None:
+                    return _maybe_record(cached)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer of this key
+                stale.unlink(missing_ok=True)
+            start = time.perf_counter()
+            out = fn()
+            wall = time.perf_counter() - start
+            result = Result(experiment=experiment, version=version, key=key, config=_jsonable(config),
+                            metrics=_jsonable(out["metrics"]), data=_jsonable(out.get("data", {})),
+                            provenance=provenance(device, config.get("seed"), wall))
+            self.save(result)
         return _maybe_record(result)
 
 
@@ -185,7 +224,7 @@ class Store:
 
 def recorded_dir() -> Path:
     env = os.environ.get("REPRO_RECORDED_DIR")
-    return Path(env) if env else project_root() / "results" / "recorded"
+    return Path(env).expanduser().absolute() if env else project_root() / "results" / "recorded"
 
 
 def _maybe_record(result: Result) -> Result:
@@ -222,7 +261,15 @@ class Recorded:
 
 def read_recorded(path: Path, current_version: int) -> Recorded:
     """Load and check one recorded file; raises ValueError if it does not match the schema."""
-    payload = json.loads(Path(path).read_text())
+    return check_recorded(json.loads(Path(path).read_text()), path, current_version)
+
+
+def check_recorded(payload: dict[str, Any], path: Path | str, current_version: int) -> Recorded:
+    """Check a recorded result's JSON (from `path`, named in errors); raises ValueError if it does not match the
+    schema, its key or the provenance fields."""
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    payload = dict(payload)
     missing = [k for k in (*_REQUIRED, "recorded") if k not in payload]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
@@ -242,8 +289,14 @@ def read_recorded(path: Path, current_version: int) -> Recorded:
 
 
 def recorded_results(experiment: str, current_version: int, preset: str | None = None) -> list[Recorded]:
-    """Every recorded result of an experiment (newest first), each marked stale if its version is old."""
+    """Every readable recorded result of an experiment (newest first), each marked stale if its version is old;
+    an unreadable file is reported with a warning and left out."""
     folder = recorded_dir() / experiment
-    found = [read_recorded(p, current_version) for p in sorted(folder.glob("*.json"))]
+    found = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found.append(read_recorded(path, current_version))
+        except (OSError, ValueError, TypeError) as err:  # a damaged file is reported, never drawn
+            warnings.warn(f"Ignoring unreadable recorded result {path.name} ({err}).", stacklevel=2)
     found = [r for r in found if preset is None or r.preset == preset]
     return sorted(found, key=lambda r: r.result.provenance["date"], reverse=True)

@@ -1,10 +1,11 @@
 """MNIST, CIFAR-10 and CIFAR-100 as uint8 tensors on the training device.
 
 Two sources, in this order:
-1. offline packs `{name}_{split}.npz` or `{name}_{split}_part{K}.npz` (keys `x`, `y`) with an optional
-   `manifest.json` whose array SHA-256 sums are verified;
+1. offline packs `{name}_{split}.npz` or `{name}_{split}_part{K}.npz` (keys `x`, `y`) with a `manifest.json`
+   whose array SHA-256 sums are verified; packs without a manifest entry are refused unless
+   `REPRO_ALLOW_UNVERIFIED=1` (a careful user would rather stop than train on a half-copied pack);
 2. torchvision's own files under the same folder (downloaded only when the user allows it).
-The folder is `REPRO_DATA_DIR`, or `~/.cache/repro/data`.
+The folder is `REPRO_DATA_DIR` (relative to the current directory), or `~/.cache/repro/data`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ DATASETS = {
     "cifar100": ("CIFAR100", (32, 32, 3), 100),
 }
 SPLITS = ("train", "test")
+SPLIT_SIZES = {"mnist": {"train": 60_000, "test": 10_000}, "cifar10": {"train": 50_000, "test": 10_000},
+               "cifar100": {"train": 50_000, "test": 10_000}}
 
 
 class DataError(RuntimeError):
@@ -35,11 +39,34 @@ class DataError(RuntimeError):
 
 def data_dir() -> Path:
     env = os.environ.get("REPRO_DATA_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "repro" / "data"
+    return Path(env).expanduser().absolute() if env else Path.home() / ".cache" / "repro" / "data"
 
 
 def download_allowed() -> bool:
     return os.environ.get("REPRO_DOWNLOAD", "") not in ("", "0")
+
+
+def unverified_allowed() -> bool:
+    return os.environ.get("REPRO_ALLOW_UNVERIFIED", "") not in ("", "0")
+
+
+def _manifest_stats(root: Path, name: str, split: str, files: list[Path]) -> dict | None:
+    """The manifest's entry for this pack; a missing manifest or entry stops the run unless the user opts out."""
+    manifest = root / "manifest.json"
+    shown = files[0].name if len(files) == 1 else f"{files[0].name} .. {files[-1].name}"
+    try:
+        stats = json.loads(manifest.read_text()).get(name, {}).get("stats", {}).get(split)
+    except FileNotFoundError:
+        stats, why = None, f"there is no {manifest}"
+    except (OSError, ValueError, AttributeError) as err:
+        raise DataError(f"{manifest} is unreadable or not a pack manifest ({type(err).__name__}); copy it "
+                        f"again from the packs' source.") from None
+    else:
+        why = f"{manifest} has no entry for {name} {split}"
+    if stats is None and not unverified_allowed():
+        raise DataError(f"Cannot verify {shown} in {root}: {why}. Copy manifest.json from the packs' source, or "
+                        f"set REPRO_ALLOW_UNVERIFIED=1 to use the packs unchecked.")
+    return stats
 
 
 def pack_files(root: Path, name: str, split: str) -> list[Path]:
@@ -64,24 +91,23 @@ def _sha256(a: np.ndarray) -> str:
 
 def read_pack(root: Path, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     files = pack_files(root, name, split)
+    stats = _manifest_stats(root, name, split, files)
     xs, ys = [], []
     for f in files:
         try:
             with np.load(f, allow_pickle=False) as z:
                 xs.append(z["x"])
                 ys.append(z["y"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
             raise DataError(f"The pack file {f} is unreadable or corrupt ({err}); copy it again from its "
                             f"source or delete it to fall back to torchvision's files.") from None
     x, y = np.concatenate(xs), np.concatenate(ys)
-    manifest = root / "manifest.json"
-    if manifest.exists():
-        stats = json.loads(manifest.read_text()).get(name, {}).get("stats", {}).get(split)
-        if stats:
-            for key, arr in (("x", x), ("y", y)):
-                if list(arr.shape) != stats[f"{key}_shape"] or _sha256(arr) != stats[f"{key}_sha256"]:
-                    raise DataError(f"The {name} {split} pack in {root} does not match manifest.json "
-                                    f"(array {key!r} has another shape or checksum); copy the pack again.")
+    if stats:
+        for key, arr in (("x", x), ("y", y)):
+            if list(arr.shape) != stats.get(f"{key}_shape") or _sha256(arr) != stats.get(f"{key}_sha256"):
+                raise DataError(f"The {name} {split} pack ({', '.join(f.name for f in files)}) in {root} does not "
+                                f"match manifest.json (array {key!r} has another shape or checksum); copy the "
+                                f"pack again.")
     expected = DATASETS[name][1]
     if x.dtype != np.uint8 or tuple(x.shape[1:]) != expected or len(x) != len(y):
         raise DataError(f"The {name} {split} pack in {root} holds x of shape {x.shape} ({x.dtype}) and "
@@ -109,6 +135,10 @@ def read_arrays(name: str, split: str, root: Path | str | None = None,
     if pack_files(root, name, split):
         return read_pack(root, name, split)
     download = download_allowed() if download is None else download
+    if not download and not root.is_dir():
+        raise DataError(f"The data folder {root} does not exist. Point REPRO_DATA_DIR at the folder that holds "
+                        f"the packs ({name}_{split}.npz ... with manifest.json), or set REPRO_DOWNLOAD=1 to let "
+                        f"torchvision download {name} there (needs network).")
     try:
         return read_torchvision(root, name, split, download=download)
     except (RuntimeError, OSError, ImportError) as err:

@@ -27,11 +27,13 @@ from tqdm import tqdm
 
 from repro import params as P
 from repro.data import load_dataset
+from repro.data.vision import SPLIT_SIZES
 from repro.device import get_device, num_threads
 from repro.metrics.hessian import functional, hessian_top_eigenvalue, ntk_top_eigenvalue
 from repro.models import uv
 from repro.models.ntk import NTKMLP, NTKConvNet
 from repro.store import Result, Store
+from repro.units import Unit, make_unit, run_unit
 
 VERSION = 1
 
@@ -95,11 +97,18 @@ class Params(P.Params):
         if self.width_small >= self.width_large:
             raise P.ConfigError(f"width_small ({self.width_small}) must be smaller than width_large "
                                 f"({self.width_large}).")
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            if getattr(self, name) > SPLIT_SIZES[self.dataset][split]:
+                raise P.ConfigError(f"{name} ({getattr(self, name)}) exceeds the {SPLIT_SIZES[self.dataset][split]} "
+                                    f"{self.dataset} {split} images; lower it.")
         if self.uv_width > self.uv_width_max:
             raise P.ConfigError(f"uv_width ({self.uv_width}) must not exceed uv_width_max ({self.uv_width_max}).")
         if self.dl_n_train <= 2 * self.dl_dim:
             raise P.ConfigError(f"dl_n_train ({self.dl_n_train}) must exceed 2 * dl_dim ({2 * self.dl_dim}), or "
                                 f"the noisy labels would be linearly separable.")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return [(self.dataset, "train"), (self.dataset, "test")]
 
 
 def resolve_device(p: Params) -> torch.device:
@@ -376,11 +385,17 @@ def net_sweep(kind: str, p: Params, data: dict[str, torch.Tensor], device: torch
 NETS = ("mlp_small", "mlp_large", "cnn")
 
 
-def nets_experiment(p: Params) -> dict:
+def net_unit(kind: str, p: Params) -> dict:
+    """One network's learning-rate sweep, a unit of its own."""
     device = resolve_device(p)
-    data = image_data(p, device)
-    out = {kind: net_sweep(kind, p, data, device) for kind in tqdm(NETS, desc="networks", leave=False, disable=None)}
-    return {"metrics": {kind: out[kind]["summary"] for kind in NETS}, "data": out}
+    out = net_sweep(kind, p, image_data(p, device), device)
+    return {"metrics": out["summary"], "data": out}
+
+
+def nets_experiment(parts: dict[str, Result]) -> dict:
+    """The three networks' sweeps, merged from their units."""
+    return {"metrics": {kind: parts[kind].data["summary"] for kind in NETS},
+            "data": {kind: parts[kind].data for kind in NETS}}
 
 
 # ----------------------------------------------------------------------------------- deep linear, logistic loss
@@ -492,11 +507,17 @@ def linear_sweep(kind: str, p: Params, device: torch.device) -> dict:
     return {"summary": summary, "runs": runs}
 
 
-def linear_experiment(p: Params) -> dict:
-    device = resolve_device(p)
+def linear_unit(kind: str, p: Params) -> dict:
+    """One data kind's deep-linear sweep, a unit of its own (one thread: tiny matrices)."""
     with num_threads(1):
-        out = {kind: linear_sweep(kind, p, device) for kind in DATA_KINDS}
-    return {"metrics": {kind: out[kind]["summary"] for kind in DATA_KINDS}, "data": out}
+        out = linear_sweep(kind, p, resolve_device(p))
+    return {"metrics": out["summary"], "data": out}
+
+
+def linear_experiment(parts: dict[str, Result]) -> dict:
+    """The three data kinds' sweeps, merged from their units."""
+    return {"metrics": {kind: parts[kind].data["summary"] for kind in DATA_KINDS},
+            "data": {kind: parts[kind].data for kind in DATA_KINDS}}
 
 
 # ------------------------------------------------------------------------------------------------------ run
@@ -516,19 +537,41 @@ class Results:
     linear: Result
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
-    """The three sub-experiments, each stored under the parameters it depends on (so changing a network
-    parameter does not recompute the uv model)."""
-    store = store or Store()
+def units(p: Params) -> list[Unit]:
+    """The uv model (on the CPU, one thread), then one unit per network's learning-rate sweep and one per data
+    kind of the deep linear nets. None is a bench network's SGD training, so none has a time estimate."""
     cfg = p.to_dict()
     device = resolve_device(p)
 
-    def sub(name, fields, fn, dev):
-        config = {k: cfg[k] for k in fields}
-        return store.run(name, VERSION, config, lambda: fn(p), device=dev, force=force)
+    def uv_single_thread() -> dict:
+        with num_threads(1):
+            return uv_experiment(p)
 
-    with num_threads(1):
-        uv_result = sub("catapult_uv", UV_FIELDS, uv_experiment, "cpu")
-    return Results(uv=uv_result,
-                   nets=sub("catapult_nets", NET_FIELDS, nets_experiment, device),
-                   linear=sub("catapult_linear", LINEAR_FIELDS, linear_experiment, device))
+    found = [make_unit("catapult", "uv", "catapult_uv", VERSION, {k: cfg[k] for k in UV_FIELDS}, uv_single_thread,
+                       "cpu")]
+    found += [make_unit("catapult", f"nets/{kind}", "catapult_net", VERSION,
+                        {**{k: cfg[k] for k in NET_FIELDS}, "network": kind}, lambda kind=kind: net_unit(kind, p),
+                        device) for kind in NETS]
+    found += [make_unit("catapult", f"linear/{kind}", "catapult_linear_kind", VERSION,
+                        {**{k: cfg[k] for k in LINEAR_FIELDS}, "data_kind": kind},
+                        lambda kind=kind: linear_unit(kind, p), device) for kind in DATA_KINDS]
+    return found
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
+    """The uv model, the networks' sweeps and the deep linear nets, each stored under the parameters it depends
+    on (so changing a network parameter does not recompute the uv model), merged from their units."""
+    store = store or Store()
+    cfg = p.to_dict()
+    device = resolve_device(p)
+    found = units(p)
+
+    def merged(name: str, prefix: str, fields: tuple[str, ...], merge) -> Result:
+        mine = [u for u in found if u.name.startswith(prefix)]
+        return store.run(name, VERSION, {k: cfg[k] for k in fields},
+                         lambda: merge({u.name.removeprefix(prefix): run_unit(store, u, force) for u in mine}),
+                         device=device, force=force)
+
+    return Results(uv=run_unit(store, found[0], force),
+                   nets=merged("catapult_nets", "nets/", NET_FIELDS, nets_experiment),
+                   linear=merged("catapult_linear", "linear/", LINEAR_FIELDS, linear_experiment))

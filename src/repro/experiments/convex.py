@@ -21,6 +21,7 @@ import torch
 
 from repro import params as P
 from repro.store import Result, Store
+from repro.units import Unit, make_unit, run_unit
 
 VERSION = 1
 
@@ -285,13 +286,18 @@ def _paths(p: Params) -> dict:
     return out
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
-    """Everything the chapter shows, computed once per resolved config and stored."""
+def units(p: Params) -> list[Unit]:
+    """One unit: the whole chapter is CPU work of seconds to minutes."""
     def compute() -> dict:
         head = _headline(p)
         return {"metrics": head["summary"],
                 "data": {"exact": discrete_example(3), "rmse_small": head["rmse_small"],
                          "rmse_anneal": head["rmse_anneal"], **_sweeps(p), "paths": _paths(p)}}
 
-    config = p.to_dict()
-    return (store or Store()).run("convex", VERSION, config, compute, device="cpu", force=force)
+    return [make_unit("convex", "convex", "convex", VERSION, p.to_dict(), compute, "cpu")]
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Everything the chapter shows, computed once per resolved config and stored."""
+    [unit] = units(p)
+    return run_unit(store or Store(), unit, force)

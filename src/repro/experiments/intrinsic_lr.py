@@ -20,13 +20,15 @@ import numpy as np
 import torch
 
 from repro import params as P
+from repro.checkpoint import Checkpoint, checkpoint_dir
 from repro.data import VisionData, load_dataset
 from repro.device import get_device, num_threads
 from repro.metrics.norms import NormTracker, approx_angular_update, equilibrium_angular_update, relaxation_steps
 from repro.models.bn import BNMLP, BNConvNet
 from repro.models.preresnet import preresnet32
-from repro.store import Result, Store
+from repro.store import Result, Store, config_key
 from repro.train.loop import channel_stats, piecewise, train
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 1
 SOURCE = "Li, Lyu, Arora 2020 (references, section 4b)"
@@ -136,9 +138,12 @@ class Params(P.Params):
             raise P.ConfigError(f"lr_large_first * weight_decay ({self.lr_large_first * self.weight_decay:g}) "
                                 f"must be below 0.5, or weight decay alone shrinks the weights too fast.")
         if self.augment and self.dataset != "cifar10":
-            raise P.ConfigError("augment (crop and flip) is for cifar10; set augment to false for mnist.")
+            raise P.ConfigError("augment must be false for dataset mnist: crop and flip is for cifar10.")
         if self.model == "preresnet32" and self.dataset != "cifar10":
-            raise P.ConfigError("preresnet32 is the paper's CIFAR-10 network; use dataset cifar10 with it.")
+            raise P.ConfigError("model preresnet32 is the paper's CIFAR-10 network; use dataset cifar10 with it.")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return [(self.dataset, "train"), (self.dataset, "test")]
 
 
 # ============================================================================================== the toy model
@@ -378,12 +383,24 @@ def train_run(p: Params, s: NetSetup, phases: list[tuple[int, float, float]], *,
     model = model.to(s.device)
     steps = sum(ph[0] for ph in phases)
     tracker = NormTracker(model, every=max(1, min(20, steps // 400)))
+    ckpt = done = None
+    if checkpoint_dir() is not None:  # in a campaign: a run stopped at a window's end resumes in the next
+        key = config_key("intrinsic_lr_run", VERSION, {"params": p.to_dict(), "phases": phases, "label": label,
+                                                       "batch_size": batch_size, "momentum": momentum,
+                                                       "init_scale": init_scale, "bn_eps": bn_eps})
+        ckpt, done = Checkpoint("runs", key, every=5), Checkpoint("runs", f"{key}-done")
+        finished = done.load()
+        if finished is not None:
+            return finished
     hist = train(model, s.train, steps=steps, batch_size=batch_size or p.batch_size, schedule=piecewise(phases),
                  seed=p.seed, momentum=momentum, test_data=s.test, train_eval_data=s.train_eval,
                  eval_every=p.eval_every_epochs * s.steps_per_epoch, on_step=tracker, augment=p.augment,
-                 stats=s.stats, progress=label or None)
-    return {"phases": phases, "momentum": momentum, "batch_size": batch_size or p.batch_size,
-            "init_scale": init_scale, "history": hist.to_dict(), "norms": tracker.to_dict()}
+                 stats=s.stats, progress=label or None, checkpoint=ckpt)
+    out = {"phases": phases, "momentum": momentum, "batch_size": batch_size or p.batch_size,
+           "init_scale": init_scale, "history": hist.to_dict(), "norms": tracker.to_dict()}
+    if done is not None:
+        done.save(out)
+    return out
 
 
 def _window_mean(run: dict, key: str, start: int, end: int, rms: bool = False) -> dict[str, float]:
@@ -546,34 +563,65 @@ TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", 
               "momentum")
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
-    """Everything the chapter shows. Each part is its own stored result; this one gathers them."""
-    store = store or Store()
+def units(p: Params) -> list[Unit]:
+    """The toy model (CPU), then one unit per network part (the LR drop, Figure 5's schedules, the lambda_e
+    sweep, momentum and batch size); the network parts of one process share one loaded data set."""
     device = get_device()
     config = p.to_dict()
-    toy_config = {k: config[k] for k in TOY_FIELDS}
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
+    threads = 1 if device.type == "cpu" and p.model == "bn_mlp" else None  # as run(): same numbers alone
+
+    def toy() -> dict:
+        with num_threads(threads):
+            return {"metrics": {}, "data": _toy(p)}
+
+    found = [make_unit("intrinsic_lr", "toy", "intrinsic_lr_toy", VERSION, {k: config[k] for k in TOY_FIELDS},
+                       toy, "cpu")]
+    setup: list[NetSetup] = []  # loaded once for every part run in this process
+
+    def part(fn) -> dict:
+        setup[:] = setup or [load_setup(p, device)]
+        with num_threads(threads):
+            return {"metrics": {}, "data": fn(p, setup[0])}
+
+    for name, fn in NET_PARTS.items():
+        found.append(make_unit("intrinsic_lr", name, f"intrinsic_lr_{name}", VERSION, net_config,
+                               lambda fn=fn: part(fn), device, Work("PreResNet-32" if p.model == "preresnet32"
+                                                                    else None, _part_images(p, name))))
+    return found
+
+
+def _part_images(p: Params, name: str) -> float:
+    """Training images of each part's runs (step counts as in the parts; batch runs of momentum_batch take the
+    same steps at their own batch size)."""
+    spe_images = (p.n_train // p.batch_size) * p.batch_size  # one epoch at the main batch size
+    if name == "drop":
+        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs) + (p.early_drop_epochs + p.after_drop_epochs)
+                             + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs))
+    if name == "schedules":
+        return spe_images * 4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
+    if name == "sweep":
+        lams = np.geomspace(p.sweep_min_intrinsic_lr, p.sweep_max_intrinsic_lr, p.sweep_size)
+        return float(sum(int(p.sweep_relaxation_times / le) for le in lams)) * p.batch_size
+    steps = p.short_epochs * (p.n_train // p.batch_size)
+    runs = 3 if p.bn_eps == 1e-5 else 4
+    return steps * (runs * p.batch_size + p.batch_size_small + p.batch_size_large)
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Everything the chapter shows. Each part is a unit, its own stored result; this one gathers them."""
+    store = store or Store()
+    device = get_device()
 
     def compute() -> dict:
         with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
-            return _compute()
-
-    def _compute() -> dict:
-        parts = {"toy": store.run("intrinsic_lr_toy", VERSION, toy_config, lambda: {"metrics": {}, "data": _toy(p)},
-                                  device="cpu", force=force)}
-        setup = None
-        for name, fn in NET_PARTS.items():
-            def part(fn=fn) -> dict:
-                nonlocal setup
-                setup = setup or load_setup(p, device)
-                return {"metrics": {}, "data": fn(p, setup)}
-            parts[name] = store.run(f"intrinsic_lr_{name}", VERSION, net_config, part, device=device, force=force)
+            parts = {u.name: run_unit(store, u, force) for u in units(p)}
         data = {name: r.data for name, r in parts.items()}
         data["provenance"] = {name: {"key": f"{r.experiment}/{r.key}", "cached": r.cached, **r.provenance}
                               for name, r in parts.items()}
         return {"metrics": _metrics(p, data), "data": data}
 
-    return store.run("intrinsic_lr", VERSION, config, compute, device=device, force=force)
+    return store.run("intrinsic_lr", VERSION, p.to_dict(), compute, device=device, force=force)
 
 
 def _metrics(p: Params, d: dict) -> dict:

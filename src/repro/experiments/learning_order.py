@@ -21,11 +21,13 @@ from torch import nn
 from repro import params as P
 from repro.data import load_dataset
 from repro.data.patches import apply_patches, make_patches
+from repro.data.vision import SPLIT_SIZES
 from repro.device import get_device
-from repro.experiments.learning_order_theory import TheoryParams, TheoryResults, run_theory
+from repro.experiments.learning_order_theory import TheoryParams, TheoryResults, theory_units
 from repro.models.wrn import NoisyMLP, WideResNet, set_act_noise
 from repro.store import Result, Store
 from repro.train.loop import constant, piecewise, train
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 1
 
@@ -100,9 +102,16 @@ class Params(TheoryParams):
             raise P.ConfigError(f"lr_small ({self.lr_small}) must be smaller than lr_large ({self.lr_large}).")
         if self.network == "wrn" and (self.wrn_depth - 4) % 6:
             raise P.ConfigError(f"wrn_depth must be 6n + 4 (10, 16, 22, ...), got {self.wrn_depth}.")
+        for name, split in (("n_train", "train"), ("n_test", "test")):
+            if getattr(self, name) > SPLIT_SIZES["cifar10"][split]:
+                raise P.ConfigError(f"{name} ({getattr(self, name)}) exceeds the {SPLIT_SIZES['cifar10'][split]} "
+                                    f"CIFAR-10 {split} images; lower it.")
         if self.batch_size > round(self.control_fraction * self.n_train):
             raise P.ConfigError(f"batch_size ({self.batch_size}) is larger than the control runs' training set "
                                 f"(control_fraction x n_train = {round(self.control_fraction * self.n_train)}).")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        return [("cifar10", "train"), ("cifar10", "test")]
 
 
 # Fields every CIFAR run depends on; the patch fields only matter for patched runs.
@@ -198,34 +207,54 @@ class Results:
     control: dict[str, list[Result]]  # on control_fraction x n_train clean images
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
-    """The theory part, then the CIFAR runs, most important first; each CIFAR run is stored on its own."""
-    store = store or Store()
+SEED_RUNS = ("patch", "clean", "control", "official_patch")
+
+
+def units(p: Params) -> list[Unit]:
+    """The theory units, then one unit per CIFAR run (set, method, seed), most important first: the patch
+    experiment, the clean table, the 10k/50k control, the i.i.d.-noise ablation, the official separation."""
     device = get_device(p.device)
-    load_dataset("cifar10", "test", "cpu")  # missing data stops the chapter before any training
-    theory = run_theory(p, store, force)
     cfg = p.to_dict()
 
-    def one(method: str, n_train: int, patched: bool, sep: float = OFFICIAL_PATCH_SEP) -> list[Result]:
-        runs = []
+    def one(kind: str, method: str, n_train: int, patched: bool, sep: float = OFFICIAL_PATCH_SEP) -> list[Unit]:
+        out = []
         for seed in range(p.seed, p.seed + p.cifar_seeds):
             config = {k: cfg[k] for k in RUN_FIELDS + (PATCH_FIELDS if patched else ())}
             config |= {"seed": seed, "method": method, "n_train": n_train, "patched": patched}
             if patched:
                 config["patch_sep"] = sep
-            runs.append(store.run("learning_order_cifar", VERSION, config,
-                                  lambda seed=seed: cifar_run(p, method, n_train, patched, sep, seed, device),
-                                  device=device, force=force))
-        return runs
+            evals = 3 if patched else 1
+            noisy = METHODS[method][2] and p.network == "wrn"
+            model = ("WRN-16-10+noise" if noisy else "WRN-16-10") if p.network == "wrn" else None
+            # training images, plus each epoch's evaluations at a third of a training pass per image
+            images = p.epochs * ((n_train // p.batch_size) * p.batch_size + evals * p.n_test / 3)
+            out.append(make_unit("learning_order", f"{kind}/{method}/seed{seed}", "learning_order_cifar", VERSION,
+                                 config, lambda seed=seed: cifar_run(p, method, n_train, patched, sep, seed, device),
+                                 device, Work(model, images)))
+        return out
 
     main = ("large_lr", "small_lr", "small_lr_noise")
-    patch = {m: one(m, p.n_train, True, p.patch_sep) for m in main}
-    clean = {m: one(m, p.n_train, False) for m in main}
-    n_control = round(p.control_fraction * p.n_train)
-    control = {m: one(m, n_control, False) for m in ("large_lr", "small_lr")}
+    found = theory_units(p)
+    found += [u for m in main for u in one("patch", m, p.n_train, True, p.patch_sep)]
+    found += [u for m in main for u in one("clean", m, p.n_train, False)]
+    found += [u for m in ("large_lr", "small_lr") for u in one("control", m, round(p.control_fraction * p.n_train),
+                                                                 False)]
     if p.iid_noise:
-        patch["small_lr_noise_iid"] = one("small_lr_noise_iid", p.n_train, True, p.patch_sep)
-    official = {}
+        found += one("patch", "small_lr_noise_iid", p.n_train, True, p.patch_sep)
     if p.official_patch and p.patch_sep != OFFICIAL_PATCH_SEP:
-        official = {m: one(m, p.n_train, True) for m in ("large_lr", "small_lr")}
-    return Results(theory, patch, official, clean, control)
+        found += [u for m in ("large_lr", "small_lr") for u in one("official_patch", m, p.n_train, True)]
+    return found
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Results:
+    """The theory part, then the CIFAR runs, most important first; each run is a unit stored on its own."""
+    store = store or Store()
+    if store.trains:
+        load_dataset("cifar10", "test", "cpu")  # missing data stops the chapter before any training
+    done = {u.name: run_unit(store, u, force) for u in units(p)}
+    theory = TheoryResults(done.pop("theory/main"), done.pop("theory/ablations"))
+    sets: dict[str, dict[str, list[Result]]] = {kind: {} for kind in SEED_RUNS}
+    for name, result in done.items():
+        kind, method, _ = name.split("/")
+        sets[kind].setdefault(method, []).append(result)
+    return Results(theory, sets["patch"], sets["official_patch"], sets["clean"], sets["control"])

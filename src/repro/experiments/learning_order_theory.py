@@ -45,6 +45,7 @@ from tqdm import tqdm
 from repro import params as P
 from repro.device import get_device
 from repro.store import Result, Store
+from repro.units import Unit, make_unit, run_unit
 
 VERSION = 1
 
@@ -57,7 +58,10 @@ FIT_ACCURACY = 0.9
 
 def _grid(text: str, name: str = "grid", example: str = "0.05,0.1,0.2") -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
+        if not all(math.isfinite(v) for v in values):  # 'nan', 'inf' and '1e999' parse as floats
+            raise ValueError
+        return values
     except ValueError:
         raise P.ConfigError(f"{name} must be comma-separated numbers such as '{example}'; got {text!r}.") from None
 
@@ -535,14 +539,19 @@ class TheoryResults:
     ablations: Result
 
 
+def theory_units(p: TheoryParams, chapter: str = "learning_order") -> list[Unit]:
+    """The theory setting's two units: the main comparison and the ablations."""
+    cfg = p.to_dict()
+    device = get_device(p.device)
+    return [make_unit(chapter, f"theory/{kind}", name, VERSION, {k: cfg[k] for k in fields},
+                      lambda fn=fn: fn(p), device)
+            for kind, name, fields, fn in (("main", "learning_order_theory", MAIN_FIELDS, main_experiment),
+                                           ("ablations", "learning_order_theory_ablations", ABLATION_FIELDS,
+                                            ablation_experiment))]
+
+
 def run_theory(p: TheoryParams, store: Store | None = None, force: bool | None = None) -> TheoryResults:
     """Both sub-experiments, each stored under the parameters it depends on."""
     store = store or Store()
-    cfg = p.to_dict()
-    device = get_device(p.device)
-
-    def sub(name: str, fields: tuple[str, ...], fn) -> Result:
-        return store.run(name, VERSION, {k: cfg[k] for k in fields}, lambda: fn(p), device=device, force=force)
-
-    return TheoryResults(main=sub("learning_order_theory", MAIN_FIELDS, main_experiment),
-                         ablations=sub("learning_order_theory_ablations", ABLATION_FIELDS, ablation_experiment))
+    main, ablations = (run_unit(store, u, force) for u in theory_units(p))
+    return TheoryResults(main=main, ablations=ablations)

@@ -24,6 +24,7 @@ from repro import sweep as S
 from repro.device import get_device
 from repro.experiments import noise_scale_point as point
 from repro.store import Result, Store
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 2
 POINT = "noise_scale_point"
@@ -185,20 +186,38 @@ def analyse(rows: list[dict]) -> dict:
     return out
 
 
+def units(p: Params) -> list[Unit]:
+    """One unit per run of the grid: one `noise_scale_point` result each (the merge is cheap analysis)."""
+    device = get_device()
+    model = {"preresnet32": "PreResNet-32"}.get(p.model)  # the bench network whose throughput sizes a unit
+    out = []
+    for pt in p.points():
+        q = pt.params
+        name = f"lr{q.lr:g}/B{q.batch_size}/wd{q.weight_decay:g}/epochs{q.epochs}/seed{q.seed}"
+        out.append(make_unit("noise_scale", name, POINT, point.VERSION, q.to_dict(),
+                             lambda q=q: point.compute(q, device), device,
+                             Work(model, q.epochs * q.n_train)))
+    return out
+
+
 def run(p: Params, store: Store | None = None, force: bool | None = None, executor: str = "local") -> Result:
-    """Every grid point (each stored on its own, computed only if missing), then the analysis."""
+    """Every grid point (each stored on its own, computed only if missing), then the analysis.
+
+    On a plain on-disk store the missing points run in parallel through `repro.sweep` (a local process pool by
+    default); any other store (one that serves recorded units, say) gets every point through its own run()."""
     store = store or Store()
-    points = p.points()
+    points, us = p.points(), units(p)
 
     def compute() -> dict:
-        outcomes = S.sweep(POINT, points, executor, store, force=bool(force), progress=sys.stderr.isatty())
-        failed = [o for o in outcomes if o.status == "failed"]
-        if failed:
-            raise RuntimeError(f"{len(failed)} of {len(points)} grid points failed, e.g. {failed[0].point.label}: "
-                               f"{failed[0].error}")
+        if type(store) is Store:
+            outcomes = S.sweep(POINT, points, executor, store, force=bool(force), progress=sys.stderr.isatty())
+            failed = [o for o in outcomes if o.status == "failed"]
+            if failed:
+                raise RuntimeError(f"{len(failed)} of {len(points)} grid points failed, e.g. "
+                                   f"{failed[0].point.label}: {failed[0].error}")
+        results = [run_unit(store, u) for u in us]  # after the sweep, loads
         rows = []
-        for pt in points:
-            r = point.run(pt.params, store)  # stored by now: a load
+        for pt, r in zip(points, results, strict=True):
             rows.append({**{k: getattr(pt.params, k) for k in ("lr", "batch_size", "weight_decay", "epochs", "seed")},
                          **r.metrics, "key": f"{r.experiment}/{r.key}", "wall_time_s": r.provenance["wall_time_s"],
                          "device": r.provenance["device"], "commit": r.provenance["commit"],

@@ -121,11 +121,14 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
     store = store or Store()
     device = get_device()
 
-    def compute() -> dict:
-        with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
-            return _compute(p, device)
+    return store.run("noise_scale_point", VERSION, p.to_dict(), lambda: compute(p, device), device=device,
+                     force=force)
 
-    return store.run("noise_scale_point", VERSION, p.to_dict(), compute, device=device, force=force)
+
+def compute(p: Params, device: torch.device) -> dict:
+    """One run and its measurements -> {"metrics", "data"}."""
+    with num_threads(1 if device.type == "cpu" and p.model == "bn_mlp" else None):
+        return _compute(p, device)
 
 
 def _compute(p: Params, device: torch.device) -> dict:

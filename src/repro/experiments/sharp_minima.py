@@ -1,11 +1,11 @@
 """Sharp minima (Keskar et al., ICLR 2017): small- vs large-batch Adam, Metric 2.1, and the 1-D interpolation.
 
 Sub-experiments, each stored under the parameters it depends on:
-- `sharp_minima_net` (one per network F1, C1, C2, C3, C4): small batch (`batch_size`) and large batch
-  (`large_batch_fraction` of the training set) Adam runs from the same initialisation for several seeds; train
-  and test accuracy; Metric 2.1 (full space and a random `subspace_dim`-dimensional subspace, at both eps);
-  the top Hessian eigenvalue (Lanczos); the 1-D interpolation between the seed-`seed` minimisers; for F1 also
-  the rescaling check (Dinh et al. 2017).
+- `sharp_minima_seed` (one per network F1, C1, C2, C3, C4 and seed): small batch (`batch_size`) and large batch
+  (`large_batch_fraction` of the training set) Adam runs from the same initialisation; train and test accuracy;
+  Metric 2.1 (full space and a random `subspace_dim`-dimensional subspace, at both eps); the top Hessian
+  eigenvalue (Lanczos); for the first seed also the 1-D interpolation between its two minimisers and, for F1,
+  the rescaling check (Dinh et al. 2017). `sharp_minima_net` merges a network's seeds.
 - `sharp_minima_optimizers`: the same comparison on F1 with SGD and Adagrad (the course report's extension).
 - `sharp_minima_remedy`: the large batch with its learning rate scaled up (Hoffer et al. 2017).
 
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from repro import params as P
 from repro.data import VisionData, load_dataset
@@ -37,6 +36,7 @@ from repro.metrics.sharpness import random_subspace, sharpness
 from repro.models.keskar import C1, C2, F1
 from repro.store import Result, Store
 from repro.train.loop import channel_stats, constant, evaluate, normalize, train
+from repro.units import Unit, Work, make_unit, run_unit
 
 VERSION = 1
 
@@ -127,21 +127,26 @@ class Params(P.Params):
         if self.sharpness_eps_small >= self.sharpness_eps:
             raise P.ConfigError(f"sharpness_eps_small ({self.sharpness_eps_small}) must be smaller than "
                                 f"sharpness_eps ({self.sharpness_eps}).")
-        sizes = [("F1", self.n_train, self.batch_size, self.sharpness_examples)] if "F1" in nets else []
+        sizes = [("F1", "", self.n_train, self.batch_size, self.sharpness_examples)] if "F1" in nets else []
         if any(n != "F1" for n in nets):
-            sizes.append(("C1-C4", self.cifar_train, self.cifar_batch_size, self.cifar_sharpness_examples))
-        for net, n, small, examples in sizes:
+            sizes.append(("C1-C4", "cifar_", self.cifar_train, self.cifar_batch_size, self.cifar_sharpness_examples))
+        for net, prefix, n, small, examples in sizes:
             large = large_batch(n, self.large_batch_fraction)
             if small >= large:
-                raise P.ConfigError(f"The small batch of {net} ({small}) must be smaller than its large batch "
-                                    f"({large} = {self.large_batch_fraction} x {n} training images); lower the "
-                                    f"batch size or train on more images.")
+                raise P.ConfigError(f"The small batch of {net} ({prefix}batch_size {small}) must be smaller than "
+                                    f"its large batch ({large} = large_batch_fraction {self.large_batch_fraction} x "
+                                    f"{n} training images); lower the batch size or train on more images.")
             if examples > n:
-                raise P.ConfigError(f"The sharpness of {net} is measured on {examples} training examples but "
-                                    f"it trains on {n}; lower the sharpness examples.")
+                raise P.ConfigError(f"The sharpness of {net} is measured on {examples} training examples "
+                                    f"({prefix}sharpness_examples) but it trains on {n}; lower the sharpness "
+                                    f"examples.")
         if self.subspace_dim > 1000:
             raise P.ConfigError(f"subspace_dim ({self.subspace_dim}) above 1000 makes the n x p matrix A too "
                                 f"large to keep; the paper uses 100.")
+
+    def datasets(self) -> list[tuple[str, str]]:
+        names = dict.fromkeys(NETWORKS[n][0] for n in self.network_list())
+        return [(name, split) for name in names for split in ("train", "test")]
 
 
 def large_batch(n: int, fraction: float) -> int:
@@ -300,31 +305,48 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------------ experiments
 
 
-def net_experiment(p: Params, net: str, device: torch.device) -> dict:
+def seed_experiment(p: Params, net: str, i: int, device: torch.device) -> dict:
+    """Run i of a network: small and large batch from the same initialisation (seed + i), each with Metric 2.1
+    and the top Hessian eigenvalue; run 0 also the 1-D interpolation between its two minimisers and, for F1,
+    the rescaling check. Every run uses the same data subset and the same random subspace A (seed `seed`)."""
     sizes = net_sizes(p, net)
     split = load_split(NETWORKS[net][0], sizes["n_train"], sizes["n_test"], p.seed, device)
     measure_set = split.train.subset(sizes["sharpness_examples"])
     runs, models = [], {}
     subspace = None
-    for i in tqdm(range(p.seeds), desc=f"{net} seeds", leave=False):
-        seed = p.seed + i
-        for regime, bs in (("small_batch", sizes["small"]), ("large_batch", sizes["large"])):
-            model, row = train_run(net, split, seed=seed, batch_size=bs, epochs=sizes["epochs"], lr=p.lr,
-                                   f1_width=p.f1_width)
-            if subspace is None:  # one random A per network, shared by every run
-                n_params = sum(q.numel() for q in model.parameters())
-                subspace = random_subspace(n_params, p.subspace_dim, p.seed, device=device)
-            row.update(regime=regime, **measure(model, measure_set, split.stats, p, subspace))
-            runs.append(row)
-            if i == 0:
-                models[regime] = model
-    alphas = np.linspace(-1, 2, p.interp_points)
-    interp = interpolate(models["small_batch"], models["large_batch"], split, alphas, sizes["interp_examples"],
-                         sizes["small"])
-    out = {"runs": runs, "interpolation": interp, "sizes": sizes,
-           "n_params": sum(q.numel() for q in models["small_batch"].parameters())}
-    if net == "F1":
-        out["rescaling"] = rescaling_check(models["small_batch"], split, measure_set, p, device)
+    for regime, bs in (("small_batch", sizes["small"]), ("large_batch", sizes["large"])):
+        model, row = train_run(net, split, seed=p.seed + i, batch_size=bs, epochs=sizes["epochs"], lr=p.lr,
+                               f1_width=p.f1_width)
+        if subspace is None:
+            subspace = random_subspace(sum(q.numel() for q in model.parameters()), p.subspace_dim, p.seed,
+                                       device=device)
+        row.update(regime=regime, **measure(model, measure_set, split.stats, p, subspace))
+        runs.append(row)
+        models[regime] = model
+    out: dict = {"runs": runs}
+    if i == 0:
+        alphas = np.linspace(-1, 2, p.interp_points)
+        out["interpolation"] = interpolate(models["small_batch"], models["large_batch"], split, alphas,
+                                           sizes["interp_examples"], sizes["small"])
+        out["n_params"] = sum(q.numel() for q in models["small_batch"].parameters())
+        if net == "F1":
+            out["rescaling"] = rescaling_check(models["small_batch"], split, measure_set, p, device)
+    return {"metrics": {}, "data": out}
+
+
+def net_experiment(p: Params, net: str, device: torch.device) -> dict:
+    """A network's comparison computed in one go (run() stores each seed as a unit instead)."""
+    return merge_seeds(p, net, [seed_experiment(p, net, i, device)["data"] for i in range(p.seeds)])
+
+
+def merge_seeds(p: Params, net: str, seed_runs: list[dict]) -> dict:
+    """A network's comparison from its runs' data (seed_experiment, in seed order)."""
+    first = seed_runs[0]
+    runs = [r for d in seed_runs for r in d["runs"]]
+    out = {"runs": runs, "interpolation": first["interpolation"], "sizes": net_sizes(p, net),
+           "n_params": first["n_params"]}
+    if "rescaling" in first:
+        out["rescaling"] = first["rescaling"]
     return {"metrics": summarize(runs), "data": out}
 
 
@@ -425,31 +447,73 @@ REMEDY_FIELDS = ("seed", "seeds", "lr", "large_batch_fraction", "remedy_scaling"
                  "sharpness_iters", "subspace_dim", "lanczos_iters", *F1_FIELDS[:-1])
 
 
-def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
-    """Every network's comparison, the optimizers' extension and the remedy, each stored on its own, gathered
-    into one stored result."""
-    store = store or Store()
+def _measure_images(p: Params, sizes: dict[str, int], runs: int) -> float:
+    """Image passes of the measurements of `runs` trained networks: four Metric 2.1 maximisations (L-BFGS-B,
+    about 1.5 evaluations per iteration) and Lanczos (an HVP is about two passes) on the sharpness examples."""
+    return runs * sizes["sharpness_examples"] * (4 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
+
+
+def units(p: Params) -> list[Unit]:
+    """One unit per network and seed (both batch regimes with their measurements; the first seed also the
+    interpolation), then the optimizers' extension and the remedy on F1."""
     device = get_device(p.device)
     cfg = p.to_dict()
-    nets = p.network_list()
-    for net in nets:  # missing data stops the run before any training
-        load_dataset(NETWORKS[net][0], "test", "cpu")
 
-    def sub(name: str, fields: tuple[str, ...], fn, **extra) -> Result:
-        config = {**{k: cfg[k] for k in fields}, **extra}
-        return store.run(name, VERSION, config, fn, device=device, force=force)
+    def unit(name: str, experiment: str, fields: tuple[str, ...], fn, model: str, images: float,
+             **extra) -> Unit:
+        return make_unit("sharp_minima", name, experiment, VERSION, {**{k: cfg[k] for k in fields}, **extra}, fn,
+                         device, Work(model, images))
+
+    found = []
+    for net in p.network_list():
+        sz = net_sizes(p, net)
+        train_images = sz["epochs"] * (sz["n_train"] // sz["small"] * sz["small"]
+                                       + sz["n_train"] // sz["large"] * sz["large"])
+        interp = p.interp_points * (2 * sz["interp_examples"] + sz["n_test"]) / 3
+        fields = tuple(f for f in NET_FIELDS if f != "seeds") + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)
+        for i in range(p.seeds):  # a run does not depend on how many runs there are
+            found.append(unit(f"net/{net}/seed{p.seed + i}", "sharp_minima_seed", fields,
+                              lambda net=net, i=i: seed_experiment(p, net, i, device), BENCH_MODEL[net],
+                              train_images + _measure_images(p, sz, 2) + (interp if i == 0 else 0), network=net,
+                              run=i))
+    if "F1" in p.network_list():
+        sz = net_sizes(p, "F1")
+        per_run = sz["epochs"] * sz["n_train"]
+        if p.extension_seeds:
+            found.append(unit("optimizers", "sharp_minima_optimizers", EXTENSION_FIELDS,
+                              lambda: optimizers_experiment(p, device), "F1",
+                              4 * p.extension_seeds * per_run + _measure_images(p, sz, 4 * p.extension_seeds) / 4))
+        found.append(unit("remedy", "sharp_minima_remedy", REMEDY_FIELDS, lambda: remedy_experiment(p, device), "F1",
+                          p.seeds * per_run + _measure_images(p, sz, p.seeds) / 4))
+    return found
+
+
+# the bench network whose measured throughput stands for each network (C3, C4: C1, C2 with 100 outputs)
+BENCH_MODEL = {"F1": "F1", "C1": "C1", "C2": "C2", "C3": "C1", "C4": "C2"}
+
+
+def run(p: Params, store: Store | None = None, force: bool | None = None) -> Result:
+    """Every network's comparison (merged from its seed units), the optimizers' extension and the remedy, each
+    stored on its own, gathered into one stored result."""
+    store = store or Store()
+    device = get_device(p.device)
+    if store.trains:
+        for net in p.network_list():  # missing data stops the run before any training
+            load_dataset(NETWORKS[net][0], "test", "cpu")
+
+    cfg = p.to_dict()
+    found = units(p)
+
+    def net_part(net: str) -> Result:  # a network's comparison, merged from its seed units
+        mine = [u for u in found if u.name.startswith(f"net/{net}/")]
+        config = {**{k: cfg[k] for k in NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)}, "network": net}
+        return store.run("sharp_minima_net", VERSION, config,
+                         lambda: merge_seeds(p, net, [run_unit(store, u, force).data for u in mine]),
+                         device=device, force=force)
 
     def compute() -> dict:
-        parts = {}
-        for net in nets:
-            fields = NET_FIELDS + (F1_FIELDS if net == "F1" else CIFAR_FIELDS)
-            parts[net] = sub("sharp_minima_net", fields, lambda net=net: net_experiment(p, net, device),
-                             network=net)
-        if "F1" in nets and p.extension_seeds:
-            parts["optimizers"] = sub("sharp_minima_optimizers", EXTENSION_FIELDS,
-                                      lambda: optimizers_experiment(p, device))
-        if "F1" in nets:
-            parts["remedy"] = sub("sharp_minima_remedy", REMEDY_FIELDS, lambda: remedy_experiment(p, device))
+        parts = {net: net_part(net) for net in p.network_list()}
+        parts |= {u.name: run_unit(store, u, force) for u in found if not u.name.startswith("net/")}
         return {"metrics": {k: v.metrics for k, v in parts.items()},
                 "data": {"parts": {k: {"experiment": v.experiment, "key": v.key, "cached": v.cached,
                                        "provenance": v.provenance} for k, v in parts.items()},

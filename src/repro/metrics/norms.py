@@ -131,6 +131,16 @@ class NormTracker:
         if self._n == self.every:
             self._flush(info.step + 1, sq)
 
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly (a checkpointed run resumed by repro.train.train)."""
+        return {"prev": self.prev, "acc": self._acc, "n": self._n, "sched": self._sched, **self.to_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.prev = {g: v.to(self._acc.device) for g, v in state["prev"].items()}
+        self._acc, self._n, self._sched = state["acc"].to(self._acc.device), state["n"], state["sched"]
+        for name in ("step", "lr", "weight_decay", "sq_norm", "angular", "grad_sq", "effective_lr"):
+            setattr(self, name, state[name])
+
     def to_dict(self) -> dict:
         return {"step": self.step, "lr": self.lr, "weight_decay": self.weight_decay, "sq_norm": self.sq_norm,
                 "angular": self.angular, "grad_sq": self.grad_sq, "effective_lr": self.effective_lr}

@@ -137,7 +137,8 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
     fp32, with conv nets in channels_last; evaluation stays fp32. `compile` wraps the model in torch.compile.
     `checkpoint` saves the model, optimizer, generator and history at the end of every `checkpoint.every`
     epochs and resumes from the last save, so an interrupted run continues where it stopped (exactly, on a
-    CPU); the state of `on_step`/`on_epoch` callbacks is not saved, so runs that need it should not resume.
+    CPU); an `on_step` callback with state_dict()/load_state_dict() (NormTracker) is saved and restored with
+    it, other callbacks' state is not, so runs that need it should not resume.
     """
     if batch_size > len(data):
         raise ValueError(f"batch_size ({batch_size}) is larger than the training set ({len(data)}).")
@@ -169,6 +170,8 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
         gen.set_state(state["generator"])
         step, epoch, since, hist = state["step"], state["epoch"], state["since"], History(**state["history"])
         loss_sum = torch.tensor(state["loss_sum"], device=device)
+        if "on_step" in state:
+            on_step.load_state_dict(state["on_step"])
     bar = None
     if progress is not None:
         from tqdm.auto import tqdm
@@ -223,7 +226,8 @@ def train(model: nn.Module, data: VisionData, *, steps: int, batch_size: int, sc
         if checkpoint is not None and checkpoint.due(epoch) and step < steps:
             checkpoint.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                              "step": step, "epoch": epoch, "since": since, "loss_sum": float(loss_sum),
-                             "history": hist.to_dict()})
+                             "history": hist.to_dict(),
+                             **({"on_step": on_step.state_dict()} if hasattr(on_step, "state_dict") else {})})
         if on_epoch is not None:
             on_epoch(epoch, model)
     record(steps)
