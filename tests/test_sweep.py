@@ -57,6 +57,8 @@ def test_bad_grids_stop_with_one_sentence(grid, fixed, message):
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--executor", "dask"], "Unknown executor 'dask'"),
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--preset", "huge"], "Unknown preset 'huge'"),
     (["sweep", "store", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'store'"),
+    (["sweep", POINT, "-g", "lr", "-1,0.1"], "Grid point lr=-1: Parameter lr must be > 0"),
+    (["run", "convex", "-g", "lr_large", "0.1,0.2"], "-g NAME V1,V2,... belongs to `sweep`"),
 ])
 def test_cli_bad_input_exits_2_before_running(args, message, capsys, isolated_results):
     assert main(args) == 2
@@ -95,7 +97,7 @@ def local_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
     data = root / "data"
     data.mkdir()
-    for name in ("mnist_train.npz", "mnist_test.npz"):
+    for name in ("mnist_train.npz", "mnist_test.npz", "manifest.json"):
         (data / name).symlink_to(Path(os.environ["REPRO_DATA_DIR"]) / name)
     pts = tiny_grid()
     pts.append(S.Point(2, {"dataset": "cifar10"}, pts[0].params.replace(dataset="cifar10")))

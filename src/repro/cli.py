@@ -58,12 +58,12 @@ class _Parser(argparse.ArgumentParser):
 PARAM_FLAGS = ("-p", "--param")
 
 
-def split_params(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Take every `-p NAME VALUE` out of argv before argparse sees it: argparse would read a VALUE such as
-    -1e-3 or -inf as an option."""
+def split_params(argv: list[str], flags: tuple[str, ...] = PARAM_FLAGS) -> tuple[list[str], list[tuple[str, str]]]:
+    """Take every `-p NAME VALUE` (or another of `flags`) out of argv before argparse sees it: argparse would read
+    a VALUE such as -1e-3 or -inf as an option."""
     rest, pairs, i = [], [], 0
     while i < len(argv):
-        if argv[i] in PARAM_FLAGS:
+        if argv[i] in flags:
             if len(argv) - i < 3:
                 got = " ".join(argv[i + 1:]) or "nothing"
                 raise ConfigError(f"{argv[i]} takes a parameter NAME and a VALUE, got {got!r}; "
@@ -125,6 +125,7 @@ def _main(argv: list[str]) -> int:
 
     try:
         argv, param_pairs = split_params(argv)
+        argv, grid_pairs = split_params(argv, ("-g", "--grid"))
     except ConfigError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -167,9 +168,14 @@ def _main(argv: list[str]) -> int:
                       help="seconds assumed for a unit without an estimate (default: 120)")
     camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     args = parser.parse_args(argv)
-    if param_pairs and args.command != "run":
-        print(f"error: -p NAME VALUE belongs to `run`, not `{args.command}`.", file=sys.stderr)
+    if param_pairs and args.command not in ("run", "sweep"):
+        print(f"error: -p NAME VALUE belongs to `run` or `sweep`, not `{args.command}`.", file=sys.stderr)
         return 2
+    if grid_pairs and args.command != "sweep":
+        print(f"error: -g NAME V1,V2,... belongs to `sweep`, not `{args.command}`.", file=sys.stderr)
+        return 2
+    if args.command == "sweep":
+        args.param, args.grid = param_pairs, grid_pairs
 
     from repro import runner
 

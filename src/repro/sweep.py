@@ -66,7 +66,7 @@ def parse_values(name: str, text: str) -> list[str]:
     if not text.strip() or any(v == "" for v in values):
         raise ConfigError(f"Grid {name} needs comma-separated values like 0.1,0.2; got {text!r}.")
     if len(set(values)) != len(values):
-        raise ConfigError(f"Grid {name} repeats a value ({text}); give each value once.")
+        raise ConfigError(f"Grid {name} repeats a value ({text}); each value must appear once.")
     return values
 
 

@@ -91,7 +91,8 @@ class Params(P.Params):
             try:
                 p = point.Params(**base, **values)
             except P.ConfigError as err:
-                raise P.ConfigError(f"Grid point {values}: {err}") from None
+                label = ", ".join(f"{k}={v:g}" for k, v in values.items())
+                raise P.ConfigError(f"Grid point {label}: {err}") from None
             out.append(S.Point(i, {k: str(v) for k, v in values.items()}, p))
         return out
 

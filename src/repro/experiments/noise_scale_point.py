@@ -70,9 +70,9 @@ class Params(P.Params):
             raise P.ConfigError(f"batch_size ({self.batch_size}) is larger than n_train ({self.n_train}); lower it "
                                 f"or use more training examples.")
         if self.augment and self.dataset != "cifar10":
-            raise P.ConfigError("augment (crop and flip) is for cifar10; set augment to false for mnist.")
+            raise P.ConfigError("augment must be false for dataset mnist: crop and flip is for cifar10.")
         if self.model == "preresnet32" and self.dataset != "cifar10":
-            raise P.ConfigError("preresnet32 is a CIFAR-10 network; use dataset cifar10 with it.")
+            raise P.ConfigError("model preresnet32 is a CIFAR-10 network; use dataset cifar10 with it.")
 
     @property
     def steps(self) -> int:
