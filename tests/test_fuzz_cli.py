@@ -126,6 +126,10 @@ def contradictions(name):
         "sharp_minima": [st.integers(16, 1000).map(lambda n: {"n_train": n, "batch_size": n}),
                          st.integers(1, 5).map(lambda k: {"sharpness_eps": 1e-4 * k, "sharpness_eps_small": 1e-3}),
                          st.sampled_from(["F2", "C9", ",", "F1,X"]).map(lambda s: {"networks": s})],
+        "noise_scale": [st.just({"model": "preresnet32", "dataset": "mnist"}),
+                        st.just({"augment": "true", "dataset": "mnist"}),
+                        st.integers(16, 500).map(lambda n: {"n_train": n, "batch_sizes": f"{n + 1}"}),
+                        st.sampled_from(["0.1,x", ",", "0.1,0.1", "-1,0.1"]).map(lambda s: {"lrs": s})],
     }[name]
 
 

@@ -1,4 +1,5 @@
-"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | build | bench | campaign`.
+"""`python -m repro list | run CHAPTER [-p NAME VALUE ...] [--preset P] [--record] | sweep CHAPTER -g NAME V1,V2 ...
+| build | bench | campaign`.
 
 Every mistake a user can make stops with exit code 2 and one line on stderr, before any work; Ctrl-C stops with
 exit code 130 and one line.
@@ -57,12 +58,12 @@ class _Parser(argparse.ArgumentParser):
 PARAM_FLAGS = ("-p", "--param")
 
 
-def split_params(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Take every `-p NAME VALUE` out of argv before argparse sees it: argparse would read a VALUE such as
-    -1e-3 or -inf as an option."""
+def split_params(argv: list[str], flags: tuple[str, ...] = PARAM_FLAGS) -> tuple[list[str], list[tuple[str, str]]]:
+    """Take every `-p NAME VALUE` (or another of `flags`) out of argv before argparse sees it: argparse would read
+    a VALUE such as -1e-3 or -inf as an option."""
     rest, pairs, i = [], [], 0
     while i < len(argv):
-        if argv[i] in PARAM_FLAGS:
+        if argv[i] in flags:
             if len(argv) - i < 3:
                 got = " ".join(argv[i + 1:]) or "nothing"
                 raise ConfigError(f"{argv[i]} takes a parameter NAME and a VALUE, got {got!r}; "
@@ -124,6 +125,7 @@ def _main(argv: list[str]) -> int:
 
     try:
         argv, param_pairs = split_params(argv)
+        argv, grid_pairs = split_params(argv, ("-g", "--grid"))
     except ConfigError as err:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
@@ -139,6 +141,10 @@ def _main(argv: list[str]) -> int:
     run.add_argument("--force", action="store_true", help="recompute results even if stored")
     run.add_argument("--record", action="store_true",
                      help="also keep the results in the tracked folder results/recorded/ (for paper-scale runs)")
+    from repro import sweep as _sweep
+
+    _sweep.add_arguments(sub.add_parser("sweep", help="run a grid of a chapter's parameters on local processes, "
+                                                      "Ray or SLURM (submitit)"))
     build = sub.add_parser("build", help="execute every chapter at its defaults and render the book")
     build.add_argument("chapters", nargs="*", help="only these chapters (default: all)")
     build.add_argument("--no-render", action="store_true", help="execute chapters but do not render HTML")
@@ -162,9 +168,14 @@ def _main(argv: list[str]) -> int:
                       help="seconds assumed for a unit without an estimate (default: 120)")
     camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     args = parser.parse_args(argv)
-    if param_pairs and args.command != "run":
-        print(f"error: -p NAME VALUE belongs to `run`, not `{args.command}`.", file=sys.stderr)
+    if param_pairs and args.command not in ("run", "sweep"):
+        print(f"error: -p NAME VALUE belongs to `run` or `sweep`, not `{args.command}`.", file=sys.stderr)
         return 2
+    if grid_pairs and args.command != "sweep":
+        print(f"error: -g NAME V1,V2,... belongs to `sweep`, not `{args.command}`.", file=sys.stderr)
+        return 2
+    if args.command == "sweep":
+        args.param, args.grid = param_pairs, grid_pairs
 
     from repro import runner
 
@@ -183,6 +194,8 @@ def _main(argv: list[str]) -> int:
             return 0
         if args.command == "bench":
             return _bench(args)
+        if args.command == "sweep":
+            return _sweep.main(args)
         if args.command == "campaign":
             return _campaign(args)
         for name in args.chapters:

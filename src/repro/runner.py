@@ -47,6 +47,7 @@ CHAPTERS = {c.name: c for c in [
     Chapter("intrinsic_lr", "The intrinsic learning rate: scale invariance, weight decay and equilibrium"),
     Chapter("learning_order", "Learning order: a large initial learning rate, a small one, and noise"),
     Chapter("convex", "A convex counterexample: early stopping and the learning-rate schedule"),
+    Chapter("noise_scale", "Which single quantity predicts generalization: lr / B, lr x wd, or lr x lambda0?"),
 ]}
 
 
