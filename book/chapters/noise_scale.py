@@ -45,10 +45,12 @@ from IPython.display import Markdown, display
 
 from repro.experiments import noise_scale, noise_scale_point
 from repro.plotting import figure, reference_line
-from repro.report import params_table, provenance_table, show_recorded
+from repro.report import book_style, provenance_table, show_parameters, show_recorded
 
+book_style()
 params = noise_scale.Params.from_namespace(globals())
 result = noise_scale.run(params)
+show_parameters(params, preset)
 D, M = result.data, result.metrics
 A = D["analysis"]
 rows = pd.DataFrame(D["rows"])
@@ -264,34 +266,35 @@ g["spread"] = g["max"] - g["min"]
 display(g.rename(columns={"count": "runs", "min": "lowest test acc", "max": "highest", "mean": "mean"})
         .rename_axis("lr / B").map(sig))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # :::{admonition} All runs of the grid
 # :class: dropdown
-# One row per run (to three significant figures): its setting, the three quantities, the run length in units of
-# $1/(\eta\lambda)$ steps, train and test accuracy.
+# One row per run (to three significant figures): its setting, the three quantities, the run length $t\eta\lambda$
+# ($t$ steps, in units of $1/(\eta\lambda)$), train and test accuracy.
 # :::
 
-# %% tags=["hide-input", "hide-output"]
+# %% tags=["details", "hide-output"]
 cols = ["lr", "batch_size", "weight_decay", "epochs", "seed", "noise_scale", "intrinsic_lr", "lr_lambda0",
-        "equilibrium_times", "train_acc", "test_acc", "diverged"]
+        "equilibrium_times", "train_acc", "test_acc"]
 with pd.option_context("display.max_rows", None):
     display(rows[cols].rename(columns={"batch_size": "B", "weight_decay": "wd", "noise_scale": "lr / B",
                                        "intrinsic_lr": "lr x wd", "lr_lambda0": "lr x lambda0",
-                                       "equilibrium_times": "steps x lr x wd"}).map(
+                                       "equilibrium_times": "t x lr x wd", "train_acc": "train acc",
+                                       "test_acc": "test acc"}).map(
         lambda v: sig(v) if isinstance(v, float) else v))
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
 # Where this chapter has been run at the `paper` preset (on a GPU or a Ray cluster) with `--record`, the recorded
 # grid's statistics and figure are drawn here beside this page's.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 rec = show_recorded("noise_scale", noise_scale.VERSION, "noise_scale")
 if rec:
     display(pd.DataFrame({"this page": M, "recorded": rec.result.metrics}).map(sig))
     rec_fig = accuracy_figure(pd.DataFrame(rec.result.data["rows"]), rec.result.data["analysis"])
 
-# %% [markdown]
+# %% [markdown] tags=["details"]
 # ## How these numbers were made
 #
 # Every run on this page is its own stored result (`noise_scale_point/KEY`), made by this repository's code on
@@ -299,8 +302,7 @@ if rec:
 # PreResNet-32, 15 and 45 epochs) is written for a GPU or a Ray cluster
 # (`python -m repro sweep noise_scale_point ... --preset paper --executor ray`) and has not been run for this page.
 
-# %% tags=["hide-input"]
+# %% tags=["details"]
 display(provenance_table({"noise_scale (this page)": result}))
 dev = rows.groupby(["device", "commit"]).agg(runs=("key", "count"), wall_time_s=("wall_time_s", "sum"))
 display(dev.rename(columns={"wall_time_s": "training wall time, summed over runs (s)"}).map(sig))
-display(params_table(params, preset))
