@@ -156,6 +156,22 @@ def _exclusive(path: Path) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
+def _clear_leftovers(path: Path, lock: Path) -> None:
+    """Remove the temporary files and the lock file that a killed writer of `path` left behind, but only while no
+    live process holds the lock (a live writer's temporary file is its result in the making)."""
+    temps = list(path.parent.glob(f".{path.name}.*.tmp"))
+    if not temps and not lock.exists():
+        return
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live process, or no locks on this file system: leave them
+            return
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+
+
 class Store:
     trains = True  # a store that may compute; repro.units.RecordedStore only replays recorded units
 
@@ -193,12 +209,13 @@ class Store:
         record provenance, save atomically and return it. `force` (or REPRO_FORCE=1) recomputes."""
         if force is None:
             force = os.environ.get("REPRO_FORCE", "") not in ("", "0")
+        key = config_key(experiment, version, config)
+        path = self.path(experiment, key)
         if not force:
             cached = self.load(experiment, version, config)
             if cached is not None:
+                _clear_leftovers(path, path.with_name(f".{key}.lock"))
                 return _maybe_record(cached)
-        key = config_key(experiment, version, config)
-        path = self.path(experiment, key)
         with _exclusive(path.with_name(f".{key}.lock")):
             if not force:  # another process may have computed it while this one waited for the lock
                 cached = self.load(experiment, version, config)

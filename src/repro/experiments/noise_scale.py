@@ -101,11 +101,11 @@ class Params(P.Params):
         if self.n_seeds > 16:
             raise P.ConfigError(f"n_seeds ({self.n_seeds}) is more than 16; a grid that size belongs on a cluster "
                                 f"via `python -m repro sweep noise_scale_point`.")
-        for name, values in grid.items():
-            if any(v <= 0 for v in values) and name != "weight_decay":
-                raise P.ConfigError(f"Every value of the {name} grid must be > 0, got {values}.")
+        for field, name in (("lrs", "lr"), ("batch_sizes", "batch_size"), ("epochs", "epochs")):
+            if any(v <= 0 for v in grid[name]):
+                raise P.ConfigError(f"Parameter {field}: every value must be > 0, got {grid[name]}.")
         if any(v < 0 for v in grid["weight_decay"]):
-            raise P.ConfigError(f"Weight decays must be >= 0, got {grid['weight_decay']}.")
+            raise P.ConfigError(f"Parameter weight_decays: every value must be >= 0, got {grid['weight_decay']}.")
         if len(self.points()) < 8:
             raise P.ConfigError("The grid has fewer than 8 points; give more values, or a rank correlation means "
                                 "nothing.")
