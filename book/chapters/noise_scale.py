@@ -45,6 +45,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import noise_scale, noise_scale_point
 from repro.plotting import figure, reference_line
+from repro.regime import Regime, at_least
 from repro.report import book_style, provenance_table, show_parameters, show_recorded
 
 book_style()
@@ -70,7 +71,11 @@ def strength(c):
 
 
 n, learned = A["points"], A["learned"]
-conclusive = learned >= max(8, n / 2) and A["learned_test_acc_range"] >= 0.01
+# A ranking of predictors needs networks that learned, whose accuracies differ by more than noise.
+REGIME = Regime("the grid", "networks that learned, whose test accuracies differ",
+                [at_least("runs that learned", learned, max(8, n / 2)),
+                 at_least("test-accuracy range among them", A["learned_test_acc_range"], 0.01)])
+conclusive = REGIME.ok
 names = list(noise_scale.CANDIDATES)
 best = max(names, key=lambda k: CAND[k]["collapse"] if np.isfinite(CAND[k]["collapse"]) else -np.inf)
 lr_only = CAND["lr"]["collapse"]
@@ -113,7 +118,7 @@ def breaks(name):
 
 verdict_rows = [{"quantity": CAND[k]["label"], "Spearman rho with test accuracy": sig(CAND[k]["spearman"]),
                  "collapse score": sig(CAND[k]["collapse"]),
-                 "verdict": strength(CAND[k]["collapse"]) if conclusive else "inconclusive at this scale"}
+                 "verdict": REGIME.verdict(strength(CAND[k]["collapse"]))}
                 for k in names]
 verdict_rows.append({"quantity": CAND["lr"]["label"] + " (baseline)", "Spearman rho with test accuracy":
                      sig(CAND["lr"]["spearman"]), "collapse score": sig(lr_only), "verdict": "reference"})
