@@ -674,8 +674,9 @@ TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", 
 
 
 def units(p: Params) -> list[Unit]:
-    """The toy model (CPU), then one unit per network part (the LR drop, Figure 5's schedules, the lambda_e
-    sweep, momentum and batch size); the network parts of one process share one loaded data set."""
+    """The toy model (CPU), then one unit per network part (the LR drop; Figure 5's schedules with the step,
+    cosine and warmup + linear decay runs; the lambda_e sweep; momentum, batch size and LayerNorm); the network
+    parts of one process share one loaded data set."""
     device = get_device()
     config = p.to_dict()
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
@@ -833,7 +834,7 @@ def regimes(p: Params, d: dict) -> dict[str, Regime]:
         # momentum mu at lr (1 - mu) takes steps like plain SGD at lr: its time unit is (1 - mu) / (lr wd)
         return Regime(subject, "networks that learned, at equilibrium", [
             at_least(f"lowest {learned} (second half)", min(r["acc"]["mean"] for r in runs), LEARNED_TEST_ACC),
-            at_least("steps x lambda_e (shortest, momentum: lambda_e / (1 - mu))",
+            at_least("steps x lambda_e (shortest run; with momentum mu: lambda_e / (1 - mu))",
                      min(mb["steps"] * r["lr"] * r["weight_decay"] / (1 - r["momentum"]) for r in runs), EQ_TIMES),
             at_most("effective-LR drift over the last 1/lambda_e (worst run and layer)",
                     max(_worst(r["drift"]) for r in runs), tol)])
