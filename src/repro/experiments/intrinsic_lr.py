@@ -81,7 +81,7 @@ class Params(P.Params):
     warmup_fraction: float = P.param(0.1, "warmup share of the warmup + linear decay schedule", gt=0, lt=1)
     split_factor: float = P.param(4.0, "lr x this and weight decay / this: the equal-lambda_e runs", gt=1)
     momentum: float = P.param(0.9, "momentum of the momentum run (plain SGD elsewhere)", ge=0, lt=1)
-    short_epochs: int = P.param(30, "length of the momentum, batch-size and LayerNorm runs, in epochs at batch_size",
+    short_epochs: int = P.param(50, "length of the momentum, batch-size and LayerNorm runs, in epochs at batch_size",
                                 ge=1)
     batch_size_small: int = P.param(32, "small batch of the batch-size comparison", ge=1)
     batch_size_large: int = P.param(512, "large batch of the batch-size comparison", ge=1)
@@ -658,7 +658,8 @@ def _net_momentum_batch(p: Params, s: NetSetup) -> dict:
         runs.append({"name": name, "lr": lr_i, "weight_decay": wd_i, "momentum": r["momentum"],
                      "batch_size": r["batch_size"], "norm": kw.get("norm", "batch"), "equilibrium": summ,
                      "acc": _acc_at(r, steps // 2, steps), "train_acc": float(r["history"]["train_acc"][-1]),
-                     "drift": _drift(r, steps, 1 / (lr_i * wd_i)),
+                     # momentum mu at lr (1 - mu) moves like plain SGD at lr: time unit (1 - mu) / (lr wd)
+                     "drift": _drift(r, steps, (1 - r["momentum"]) / (lr_i * wd_i)),
                      "norms": {"step": r["norms"]["step"], "angular": r["norms"]["angular"],
                                "effective_lr": r["norms"]["effective_lr"]}})
     return {"runs": runs, "steps": steps}
