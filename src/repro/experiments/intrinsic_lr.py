@@ -8,13 +8,18 @@ Three kinds of runs, each stored separately so that each is cached on its own:
 - `intrinsic_lr_toy`: a scale-invariant toy model (online normalized linear regression), vectorized over many
   runs, where the relations can be read off exactly and swept widely;
 - `intrinsic_lr_net_*`: a real BatchNorm network (a BN MLP or convnet on MNIST at book scale, PreResNet-32 on
-  CIFAR-10 at paper scale) with plain SGD and weight decay, tracking every scale-invariant layer.
+  CIFAR-10 at paper scale) with plain SGD and weight decay, tracking every scale-invariant layer; the same network
+  with LayerNorm in place of BatchNorm, and under warmup + linear decay and cosine decay against step decay.
+
+`regimes` states what each network claim needs (a network that learned, at equilibrium for long enough in units
+of 1 / lambda_e) and measures it, so that a verdict on a network that is not in that state reads "inconclusive".
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -26,16 +31,24 @@ from repro.device import get_device, num_threads
 from repro.metrics.norms import NormTracker, approx_angular_update, equilibrium_angular_update, relaxation_steps
 from repro.models.bn import BNMLP, BNConvNet
 from repro.models.preresnet import preresnet32
+from repro.regime import Regime, at_least, at_most
 from repro.store import Result, Store, config_key
 from repro.train.loop import channel_stats, piecewise, train
 from repro.units import Unit, Work, make_unit, run_unit
 
-VERSION = 1
+VERSION = 2
 SOURCE = "Li, Lyu, Arora 2020 (references, section 4b)"
 MOMENTUM_SOURCE = "Wan et al., Spherical Motion Dynamics (references, section 4b)"
 # Figure 5 of the paper (caption quoted in the references, section 4a): PreResNet-32, 5 random LR/WD schedules
 # for 500 epochs, then the same LR and WD until epoch 1000, then LR decayed and WD removed: ~95% test accuracy.
 PAPER_FIG5_TEST_ACC = 0.95
+# Regime: a network "learned" at 5x chance (10 classes); "at equilibrium" needs a run of at least EQ_TIMES / lambda_e
+# steps (the paper's O(1 / lambda_e) with room for the constant) and an effective LR that no longer drifts.
+LEARNED_TEST_ACC = 0.5
+EQ_TIMES = 3.0
+# the angular update "just after" the drop: the first JUST_AFTER / lambda_e steps (the norm has hardly moved yet)
+JUST_AFTER = 0.1
+DECAY_SHAPES = ("step", "cosine", "warmup_linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,17 +68,21 @@ class Params(P.Params):
     weight_decay: float = P.param(0.04, "weight decay of the reference runs (the paper: 5e-4)", gt=0)
     lr_drop: float = P.param(10.0, "factor the learning rate is divided by at the drop (the paper: 10)", gt=1)
     equilibrium_epochs: int = P.param(50, "epochs at (lr, weight_decay) before the drop", ge=1)
-    after_drop_epochs: int = P.param(100, "epochs after the drop", ge=1)
+    after_drop_epochs: int = P.param(330, "epochs after the drop (several 1 / lambda_e' at the new lambda_e')", ge=1)
     early_drop_epochs: int = P.param(4, "drop epoch of the run that drops before equilibrium", ge=1)
     lr_small_first: float = P.param(0.025, "small first learning rate (reviewer 1, question 4)", gt=0)
     lr_large_first: float = P.param(0.4, "large first learning rate (reviewer 1, question 4)", gt=0)
-    compare_after_drop_epochs: int = P.param(20, "epochs after the drop in the small/large first-LR comparison",
+    compare_after_drop_epochs: int = P.param(20, "epochs after the drop in the early-drop and first-LR comparisons",
                                              ge=1)
     phase1_epochs: int = P.param(15, "epochs of the differing schedules (the paper's Figure 5: 500)", ge=1)
     phase2_epochs: int = P.param(30, "epochs at the common (lr, weight_decay) (Figure 5: 500)", ge=1)
     final_epochs: int = P.param(10, "epochs with lr / lr_drop and no weight decay at the end (Figure 5)", ge=0)
+    decay_epochs: int = P.param(30, "length of the step, cosine and warmup + linear decay runs", ge=2)
+    warmup_fraction: float = P.param(0.1, "warmup share of the warmup + linear decay schedule", gt=0, lt=1)
+    split_factor: float = P.param(4.0, "lr x this and weight decay / this: the equal-lambda_e runs", gt=1)
     momentum: float = P.param(0.9, "momentum of the momentum run (plain SGD elsewhere)", ge=0, lt=1)
-    short_epochs: int = P.param(30, "length of the momentum and batch-size runs, in epochs at batch_size", ge=1)
+    short_epochs: int = P.param(50, "length of the momentum, batch-size and LayerNorm runs, in epochs at batch_size",
+                                ge=1)
     batch_size_small: int = P.param(32, "small batch of the batch-size comparison", ge=1)
     batch_size_large: int = P.param(512, "large batch of the batch-size comparison", ge=1)
     sweep_size: int = P.param(4, "intrinsic LRs in the network's steps-to-equilibrium sweep", ge=2)
@@ -87,7 +104,7 @@ class Params(P.Params):
 
     PRESETS = {
         "smoke": {"n_train": 512, "n_test": 500, "width": 64, "batch_size": 64, "weight_decay": 0.05,
-                  "equilibrium_epochs": 10, "after_drop_epochs": 10, "early_drop_epochs": 2,
+                  "equilibrium_epochs": 10, "after_drop_epochs": 10, "early_drop_epochs": 2, "decay_epochs": 4,
                   "compare_after_drop_epochs": 2, "phase1_epochs": 3, "phase2_epochs": 3, "final_epochs": 1,
                   "short_epochs": 4, "batch_size_large": 256, "sweep_size": 2, "sweep_min_intrinsic_lr": 8e-3,
                   "sweep_max_intrinsic_lr": 1.6e-2, "sweep_relaxation_times": 2.0, "eval_every_epochs": 2,
@@ -96,9 +113,11 @@ class Params(P.Params):
                   "toy_intrinsic_lr": 0.03},
         # The paper's setting for one GPU: PreResNet-32 on full CIFAR-10 with crop+flip, batch 128, lr 0.1,
         # weight decay 5e-4 (lambda_e = 5e-5, 1 / lambda_e = 20,000 steps = 51 epochs), Figure 5's 500 + 500
-        # epochs. The drop and sweep runs are sized in the same units.
+        # epochs. The drop and sweep runs are sized in the same units (after the drop lambda_e' = 5e-6: 1,600
+        # epochs are 3.1 / lambda_e'; the decay runs 200 epochs, 3.9 / lambda_e).
         "paper": {"dataset": "cifar10", "model": "preresnet32", "bn_eps": 1e-5, "n_train": 50_000, "n_test": 10_000,
-                  "augment": True, "weight_decay": 5e-4, "equilibrium_epochs": 300, "after_drop_epochs": 500,
+                  "augment": True, "weight_decay": 5e-4, "equilibrium_epochs": 300, "after_drop_epochs": 1600,
+                  "decay_epochs": 200,
                   "early_drop_epochs": 20, "lr_small_first": 0.01, "lr_large_first": 1.0,
                   "compare_after_drop_epochs": 50, "phase1_epochs": 500, "phase2_epochs": 500,
                   "final_epochs": 50, "short_epochs": 150, "batch_size_small": 32, "batch_size_large": 512,
@@ -360,21 +379,43 @@ def load_setup(p: Params, device: torch.device) -> NetSetup:
                     device, p.n_train // p.batch_size)
 
 
-def build_model(p: Params, data: VisionData) -> torch.nn.Module:
-    """The chapter's network, initialised from `seed` on the CPU (so the same on every device)."""
+def build_model(p: Params, data: VisionData, norm: str = "batch") -> torch.nn.Module:
+    """The chapter's network, initialised from `seed` on the CPU (so the same on every device); `norm` "layer"
+    puts LayerNorm where the network has BatchNorm."""
     torch.manual_seed(p.seed)
     c, h, w = data.x.shape[1:]
     if p.model == "bn_mlp":
-        return BNMLP(c * h * w, data.num_classes, p.width, bn_eps=p.bn_eps)
+        return BNMLP(c * h * w, data.num_classes, p.width, bn_eps=p.bn_eps, norm=norm)
     if p.model == "bn_convnet":
-        return BNConvNet(c, data.num_classes, p.width, bn_eps=p.bn_eps)
-    return preresnet32(data.num_classes, c, bn_eps=p.bn_eps)
+        return BNConvNet(c, data.num_classes, p.width, bn_eps=p.bn_eps, norm=norm)
+    return preresnet32(data.num_classes, c, bn_eps=p.bn_eps, norm=norm)
+
+
+def decay_schedule(shape: str, steps: int, lr: float, weight_decay: float, lr_drop: float = 10.0,
+                   warmup_fraction: float = 0.1) -> Callable[[int], tuple[float, float]]:
+    """Peak learning rate `lr` over `steps`, constant weight decay: "step" divides lr by `lr_drop` at 1/2 and
+    again at 3/4 of the run; "cosine" is lr (1 + cos(pi t / steps)) / 2; "warmup_linear" rises linearly over
+    `warmup_fraction` of the run, then falls linearly to 0 at the end."""
+    warm = max(1, int(warmup_fraction * steps))
+
+    def schedule(t: int) -> tuple[float, float]:
+        if shape == "step":
+            return lr / lr_drop ** ((t >= steps // 2) + (t >= 3 * steps // 4)), weight_decay
+        if shape == "cosine":
+            return lr * 0.5 * (1 + math.cos(math.pi * min(t, steps) / steps)), weight_decay
+        if shape == "warmup_linear":
+            f = (t + 1) / warm if t < warm else max(steps - t, 0) / (steps - warm)
+            return lr * f, weight_decay
+        raise ValueError(f"shape must be one of {DECAY_SHAPES}, got {shape!r}.")
+    return schedule
 
 
 def train_run(p: Params, s: NetSetup, phases: list[tuple[int, float, float]], *, batch_size: int | None = None,
-              momentum: float = 0.0, init_scale: float = 1.0, label: str = "", bn_eps: float | None = None) -> dict:
-    """One network run through `phases` (steps, lr, weight_decay), with every scale-invariant group tracked."""
-    model = build_model(p if bn_eps is None else p.replace(bn_eps=bn_eps), s.train)
+              momentum: float = 0.0, init_scale: float = 1.0, label: str = "", bn_eps: float | None = None,
+              norm: str = "batch", shape: str | None = None) -> dict:
+    """One network run through `phases` (steps, lr, weight_decay), with every scale-invariant group tracked.
+    With `shape`, one phase whose lr is the peak of that `decay_schedule`."""
+    model = build_model(p if bn_eps is None else p.replace(bn_eps=bn_eps), s.train, norm)
     if init_scale != 1.0:
         with torch.no_grad():
             for ps in model.scale_invariant_groups().values():
@@ -387,17 +428,25 @@ def train_run(p: Params, s: NetSetup, phases: list[tuple[int, float, float]], *,
     if checkpoint_dir() is not None:  # in a campaign: a run stopped at a window's end resumes in the next
         key = config_key("intrinsic_lr_run", VERSION, {"params": p.to_dict(), "phases": phases, "label": label,
                                                        "batch_size": batch_size, "momentum": momentum,
-                                                       "init_scale": init_scale, "bn_eps": bn_eps})
+                                                       "init_scale": init_scale, "bn_eps": bn_eps,
+                                                       **({"norm": norm} if norm != "batch" else {}),
+                                                       **({"shape": shape} if shape else {})})
         ckpt, done = Checkpoint("runs", key, every=5), Checkpoint("runs", f"{key}-done")
         finished = done.load()
         if finished is not None:
             return finished
-    hist = train(model, s.train, steps=steps, batch_size=batch_size or p.batch_size, schedule=piecewise(phases),
+    if shape:
+        (_, lr0, wd0), = phases
+        schedule = decay_schedule(shape, steps, lr0, wd0, p.lr_drop, p.warmup_fraction)
+    else:
+        schedule = piecewise(phases)
+    hist = train(model, s.train, steps=steps, batch_size=batch_size or p.batch_size, schedule=schedule,
                  seed=p.seed, momentum=momentum, test_data=s.test, train_eval_data=s.train_eval,
                  eval_every=p.eval_every_epochs * s.steps_per_epoch, on_step=tracker, augment=p.augment,
                  stats=s.stats, progress=label or None, checkpoint=ckpt)
     out = {"phases": phases, "momentum": momentum, "batch_size": batch_size or p.batch_size,
-           "init_scale": init_scale, "history": hist.to_dict(), "norms": tracker.to_dict()}
+           "init_scale": init_scale, "norm": norm, "shape": shape, "history": hist.to_dict(),
+           "norms": tracker.to_dict()}
     if done is not None:
         done.save(out)
     return out
@@ -428,6 +477,22 @@ def _summary(run: dict, start: int, end: int, lr: float, wd: float) -> dict:
     return {"start": start, "end": end, "lr": lr, "weight_decay": wd, "groups": rows}
 
 
+def _drift(run: dict, end: int, window: float) -> dict[str, float]:
+    """Per group: how much the effective LR still moves at `end`: |mean over the last window / mean over the
+    window before - 1|, windows of `window` steps (1 / lambda_e: the claim's time unit). NaN if the run is too
+    short for two windows."""
+    n = run["norms"]
+    step = np.array(n["step"])
+    w = max(float(window), 2.0 * step[0])
+    a = (step > end - 2 * w) & (step <= end - w)
+    b = (step > end - w) & (step <= end)
+    out = {}
+    for g, vals in n["effective_lr"].items():
+        v = np.array(vals)
+        out[g] = float(abs(v[b].mean() / v[a].mean() - 1)) if a.any() and b.any() and end - 2 * w >= 0 else math.nan
+    return out
+
+
 def _acc_at(run: dict, start: int, end: int) -> dict[str, float]:
     h = run["history"]
     st = np.array(h["step"])
@@ -443,19 +508,23 @@ def _net_drop(p: Params, s: NetSetup) -> dict:
     spe = s.steps_per_epoch
     eq, after, early = p.equilibrium_epochs * spe, p.after_drop_epochs * spe, p.early_drop_epochs * spe
     lo = p.lr / p.lr_drop
+    cmp_after = p.compare_after_drop_epochs * spe
     main = train_run(p, s, [(eq, p.lr, p.weight_decay), (after, lo, p.weight_decay)], label="drop at equilibrium")
-    first = train_run(p, s, [(early, p.lr, p.weight_decay), (after, lo, p.weight_decay)], label="early drop")
+    # question 3 compares the best test accuracy within cmp_after steps after each drop
+    first = train_run(p, s, [(early, p.lr, p.weight_decay), (cmp_after, lo, p.weight_decay)], label="early drop")
     n = main["norms"]
     step = np.array(n["step"])
     every = step[0]
     res: dict = {"main": main, "early": first, "drop_step": eq, "early_drop_step": early}
     res["before"] = _summary(main, eq // 2, eq, p.lr, p.weight_decay)
     res["after"] = _summary(main, eq + after // 2, eq + after, lo, p.weight_decay)
-    # immediate drop: the first 0.1 / lambda_e steps after the drop (the norm has hardly moved yet) against the
-    # last 0.5 / lambda_e steps before it (windows end exactly at the drop)
+    # immediate drop: the first JUST_AFTER / lambda_e steps after the drop (the norm has hardly moved yet) against
+    # the last 0.5 / lambda_e steps before it (windows end exactly at the drop)
     i_drop = int(np.searchsorted(step, eq, side="right"))
     before_sel = (step > eq - 0.5 / p.intrinsic_lr) & (step <= eq)
-    after_sel = (step > eq) & (step <= eq + max(0.1 / p.intrinsic_lr, every))
+    just = max(JUST_AFTER / p.intrinsic_lr, every)
+    after_sel = (step > eq) & (step <= eq + just)
+    res["just_after_steps"] = int(step[after_sel][-1] - eq)
     ratios = []
     for g, vals in n["angular"].items():
         v = np.array(vals)
@@ -469,11 +538,14 @@ def _net_drop(p: Params, s: NetSetup) -> dict:
     res["ratios"] = ratios
     res["pred_settle_steps_after"] = relaxation_steps(p.intrinsic_lr / p.lr_drop, math.sqrt(p.lr_drop),
                                                       p.equilibrium_tol)
+    # regime: still moving at the drop (over the last 1 / lambda_e) and at the end (over the last 1 / lambda_e')
+    res["drift_before"] = _drift(main, eq, 1 / p.intrinsic_lr)
+    res["drift_after"] = _drift(main, eq + after, p.lr_drop / p.intrinsic_lr)
     res["acc_main_after"] = _acc_at(main, eq, eq + after)
-    res["acc_early_after"] = _acc_at(first, early, early + after)
+    res["acc_main_cmp"] = _acc_at(main, eq, eq + cmp_after)
+    res["acc_early_after"] = _acc_at(first, early, early + cmp_after)
     res["acc_main_before"] = _acc_at(main, eq // 2, eq)
     # question 4: the first LR small or large (same weight decay), each dropped by lr_drop at the same step
-    cmp_after = p.compare_after_drop_epochs * spe
     compare = []
     for lr1 in (p.lr_small_first, p.lr, p.lr_large_first):
         r = main if lr1 == p.lr else train_run(p, s, [(eq, lr1, p.weight_decay),
@@ -510,8 +582,33 @@ def _net_schedules(p: Params, s: NetSetup) -> dict:
                      "train_acc_phase2": float(np.array(r["history"]["train_acc"])[
                          (np.array(r["history"]["step"]) > n1 + n2 // 2) & (np.array(r["history"]["step"]) <= end2)]
                          .mean()),
-                     "acc_final": _acc_at(r, end2, end2 + n3) if n3 else None})
-    return {"runs": runs, "phase_ends": [n1, n1 + n2, n1 + n2 + n3]}
+                     "acc_final": _acc_at(r, end2, end2 + n3) if n3 else None,
+                     "drift_phase2": _drift(r, end2, 1 / p.intrinsic_lr)})
+    return {"runs": runs, "phase_ends": [n1, n1 + n2, n1 + n2 + n3], "decay": _decay_runs(p, s)}
+
+
+def _decay_runs(p: Params, s: NetSetup) -> dict:
+    """Reviewer 1, question 5 and reviewer 2, point 10: step decay, cosine decay and warmup + linear decay with the
+    same peak lambda_e = lr * weight_decay and length, each at (lr, wd) and at (lr x k, wd / k) (the same
+    lambda_e at every step). If lambda_e determined everything, the two splits of each shape would end alike."""
+    steps = p.decay_epochs * s.steps_per_epoch
+    tail = max(1, steps // 10)  # "final": the last tenth of the run
+    runs = []
+    for shape in DECAY_SHAPES:
+        for k in (1.0, p.split_factor):
+            lr, wd = p.lr * k, p.weight_decay / k
+            r = train_run(p, s, [(steps, lr, wd)], shape=shape, label=f"{shape}, lr x {k:g}")
+            h = r["history"]
+            n = r["norms"]
+            last = np.array(n["step"]) > steps - tail
+            runs.append({"shape": shape, "split": k, "lr": lr, "weight_decay": wd,
+                         "test_acc": float(h["test_acc"][-1]), "train_acc": float(h["train_acc"][-1]),
+                         "best_test_acc": float(max(h["test_acc"])),
+                         "effective_lr_end": {g: float(np.array(v)[last].mean()) for g, v in n["effective_lr"].items()},
+                         "history": {k2: h[k2] for k2 in ("step", "test_acc", "train_acc")},
+                         "norms": {"step": n["step"], "lr": n["lr"], "effective_lr": n["effective_lr"],
+                                   "sq_norm": n["sq_norm"]}})
+    return {"runs": runs, "steps": steps}
 
 
 def _net_sweep(p: Params, s: NetSetup) -> dict:
@@ -526,12 +623,17 @@ def _net_sweep(p: Params, s: NetSetup) -> dict:
         step = np.array(n["step"])
         settle = {g: settle_step(np.array(v), p.equilibrium_tol, steps=step) for g, v in n["sq_norm"].items()}
         summ = _summary(r, steps // 2, steps, rate, rate)
+        # every layer must have settled: a layer that has not makes the run's time to equilibrium unknown (NaN)
         rows.append({"intrinsic_lr": float(le), "lr": rate, "weight_decay": rate, "steps": steps,
-                     "settle_steps": settle, "settle_steps_max": max(settle.values()),
+                     "settle_steps": settle, "settle_steps_max": float(max(settle.values()))
+                     if all(np.isfinite(v) for v in settle.values()) else math.nan,
+                     "test_acc": float(r["history"]["test_acc"][-1]),
                      "equilibrium": summ, "norms": {"step": n["step"], "sq_norm": n["sq_norm"],
                                                     "angular": n["angular"]}})
     fit = log_fit([1 / r["intrinsic_lr"] for r in rows], [r["settle_steps_max"] for r in rows])
-    return {"rows": rows, "fit": fit}
+    layer_fits = {g: log_fit([1 / r["intrinsic_lr"] for r in rows], [r["settle_steps"][g] for r in rows])
+                  for g in rows[0]["settle_steps"]}
+    return {"rows": rows, "fit": fit, "layer_fits": layer_fits}
 
 
 def _net_momentum_batch(p: Params, s: NetSetup) -> dict:
@@ -539,18 +641,27 @@ def _net_momentum_batch(p: Params, s: NetSetup) -> dict:
     steps = p.short_epochs * s.steps_per_epoch
     lr, wd = p.lr, p.weight_decay
     runs = []
-    extra = [] if p.bn_eps == 1e-5 else [("plain SGD, BN eps 1e-5 (PyTorch default)", {"bn_eps": 1e-5}, lr)]
-    for name, kw, lr_i in [("plain SGD", {}, lr), *extra,
-                           (f"momentum {p.momentum}, lr x (1 - momentum)", {"momentum": p.momentum},
-                            lr * (1 - p.momentum)),
-                           (f"batch {p.batch_size_small}", {"batch_size": p.batch_size_small}, lr),
-                           (f"batch {p.batch_size_large}", {"batch_size": p.batch_size_large}, lr)]:
-        r = train_run(p, s, [(steps, lr_i, wd)], label=name, **kw)
-        summ = _summary(r, steps // 2, steps, lr_i, wd)
-        runs.append({"name": name, "lr": lr_i, "weight_decay": wd, "momentum": r["momentum"],
-                     "batch_size": r["batch_size"], "equilibrium": summ,
-                     "acc": _acc_at(r, steps // 2, steps), "norms": {"step": r["norms"]["step"],
-                                                                     "angular": r["norms"]["angular"]}})
+    k = p.split_factor
+    extra = [] if p.bn_eps == 1e-5 else [("plain SGD, BN eps 1e-5 (PyTorch default)", {"bn_eps": 1e-5}, lr, wd)]
+    # reviewer 2, point 3 and reviewer 3: LayerNorm makes the layers scale-invariant too; the split runs (same
+    # lambda_e, lr x k) test "lambda_e alone sets the equilibrium" for both normalizations
+    for name, kw, lr_i, wd_i in [("plain SGD", {}, lr, wd), *extra,
+                                 (f"momentum {p.momentum}, lr x (1 - momentum)", {"momentum": p.momentum},
+                                  lr * (1 - p.momentum), wd),
+                                 (f"batch {p.batch_size_small}", {"batch_size": p.batch_size_small}, lr, wd),
+                                 (f"batch {p.batch_size_large}", {"batch_size": p.batch_size_large}, lr, wd),
+                                 (f"BatchNorm, lr x {k:g}, wd / {k:g}", {}, lr * k, wd / k),
+                                 ("LayerNorm", {"norm": "layer"}, lr, wd),
+                                 (f"LayerNorm, lr x {k:g}, wd / {k:g}", {"norm": "layer"}, lr * k, wd / k)]:
+        r = train_run(p, s, [(steps, lr_i, wd_i)], label=name, **kw)
+        summ = _summary(r, steps // 2, steps, lr_i, wd_i)
+        runs.append({"name": name, "lr": lr_i, "weight_decay": wd_i, "momentum": r["momentum"],
+                     "batch_size": r["batch_size"], "norm": kw.get("norm", "batch"), "equilibrium": summ,
+                     "acc": _acc_at(r, steps // 2, steps), "train_acc": float(r["history"]["train_acc"][-1]),
+                     # momentum mu at lr (1 - mu) moves like plain SGD at lr: time unit (1 - mu) / (lr wd)
+                     "drift": _drift(r, steps, (1 - r["momentum"]) / (lr_i * wd_i)),
+                     "norms": {"step": r["norms"]["step"], "angular": r["norms"]["angular"],
+                               "effective_lr": r["norms"]["effective_lr"]}})
     return {"runs": runs, "steps": steps}
 
 
@@ -564,8 +675,9 @@ TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", 
 
 
 def units(p: Params) -> list[Unit]:
-    """The toy model (CPU), then one unit per network part (the LR drop, Figure 5's schedules, the lambda_e
-    sweep, momentum and batch size); the network parts of one process share one loaded data set."""
+    """The toy model (CPU), then one unit per network part (the LR drop; Figure 5's schedules with the step,
+    cosine and warmup + linear decay runs; the lambda_e sweep; momentum, batch size and LayerNorm); the network
+    parts of one process share one loaded data set."""
     device = get_device()
     config = p.to_dict()
     net_config = {k: v for k, v in config.items() if not k.startswith("toy_")}
@@ -596,15 +708,17 @@ def _part_images(p: Params, name: str) -> float:
     same steps at their own batch size)."""
     spe_images = (p.n_train // p.batch_size) * p.batch_size  # one epoch at the main batch size
     if name == "drop":
-        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs) + (p.early_drop_epochs + p.after_drop_epochs)
+        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs)
+                             + (p.early_drop_epochs + p.compare_after_drop_epochs)
                              + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs))
     if name == "schedules":
-        return spe_images * 4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
+        return spe_images * (4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
+                             + 2 * len(DECAY_SHAPES) * p.decay_epochs)
     if name == "sweep":
         lams = np.geomspace(p.sweep_min_intrinsic_lr, p.sweep_max_intrinsic_lr, p.sweep_size)
         return float(sum(int(p.sweep_relaxation_times / le) for le in lams)) * p.batch_size
     steps = p.short_epochs * (p.n_train // p.batch_size)
-    runs = 3 if p.bn_eps == 1e-5 else 4
+    runs = 6 if p.bn_eps == 1e-5 else 7  # plain, (eps), momentum, BN split, LayerNorm and its split at batch_size
     return steps * (runs * p.batch_size + p.batch_size_small + p.batch_size_large)
 
 
@@ -644,4 +758,92 @@ def _metrics(p: Params, d: dict) -> dict:
         "schedules_effective_lr_spread": max(
             float(np.ptp(np.log([r["phase2"]["groups"][i]["effective_lr"] for r in d["schedules"]["runs"]])))
             for i in range(len(d["schedules"]["runs"][0]["phase2"]["groups"]))),
+        "net_drop_ratio_final_min": float(min(r["ratio_final"] for r in drop["ratios"])),
+        "net_drop_ratio_final_max": float(max(r["ratio_final"] for r in drop["ratios"])),
+        **_decay_metrics(d), **_norm_metrics(d),
     }
+
+
+def _decay_metrics(d: dict) -> dict:
+    runs = d["schedules"]["decay"]["runs"]
+    out = {}
+    for shape in DECAY_SHAPES:
+        a, b = [r for r in runs if r["shape"] == shape]
+        out[f"decay_{shape}_test_acc"] = a["test_acc"]
+        out[f"decay_{shape}_split_acc_gap"] = b["test_acc"] - a["test_acc"]
+        out[f"decay_{shape}_split_effective_lr_ratio"] = max(
+            math.exp(abs(math.log(b["effective_lr_end"][g] / a["effective_lr_end"][g]))) for g in a["effective_lr_end"])
+    return out
+
+
+def _norm_metrics(d: dict) -> dict:
+    runs = {r["name"]: r for r in d["momentum_batch"]["runs"]}
+    out = {}
+    for norm, ref in (("batch", "plain SGD"), ("layer", "LayerNorm")):
+        a = runs[ref]
+        b = next(r for r in runs.values() if r["norm"] == norm and r["lr"] > a["lr"] and r["momentum"] == 0)
+        ea, eb = a["equilibrium"]["groups"], b["equilibrium"]["groups"]
+        out[f"{norm}norm_angular_error"] = max(abs(g["angular"] / g["pred_angular"] - 1) for g in ea + eb)
+        out[f"{norm}norm_split_effective_lr_ratio"] = max(
+            math.exp(abs(math.log(x["effective_lr"] / y["effective_lr"]))) for x, y in zip(ea, eb, strict=True))
+        out[f"{norm}norm_test_acc"] = a["acc"]["mean"]
+        out[f"{norm}norm_split_acc_gap"] = b["acc"]["mean"] - a["acc"]["mean"]
+    return out
+
+
+def _worst(d: dict[str, float]) -> float:
+    """The largest value over layers; NaN (not measurable) wins, so that it fails the check."""
+    v = list(d.values())
+    return math.nan if any(not np.isfinite(x) for x in v) else max(v)
+
+
+def regimes(p: Params, d: dict) -> dict[str, Regime]:
+    """The state each network claim is about, measured: a network that learned (test accuracy at least
+    LEARNED_TEST_ACC) and, for claims about equilibrium, runs of at least EQ_TIMES / lambda_e steps whose effective
+    LR no longer drifts (by more than `equilibrium_tol` between the last two windows of 1 / lambda_e)."""
+    spe = p.n_train // p.batch_size
+    lam, tol = p.intrinsic_lr, p.equilibrium_tol
+    learned = "test accuracy"
+    drop = d["drop"]
+    eq_steps, after_steps = p.equilibrium_epochs * spe, p.after_drop_epochs * spe
+    before = [at_least(f"{learned} before the drop", drop["acc_main_before"]["mean"], LEARNED_TEST_ACC),
+              at_least("steps before the drop x lambda_e", eq_steps * lam, EQ_TIMES),
+              at_most("effective-LR drift over the last 1/lambda_e before the drop (worst layer)",
+                      _worst(drop["drift_before"]), tol)]
+    out = {"equilibrium": Regime("Network before the drop", "a network that learned, at equilibrium", before)}
+    out["drop"] = Regime("Network after the drop", "equilibrium before the drop and at the end of the run", [
+        *before[1:], at_least(f"{learned} after the drop", drop["acc_main_after"]["mean"], LEARNED_TEST_ACC),
+        at_least("steps after the drop x lambda_e'", after_steps * lam / p.lr_drop, EQ_TIMES),
+        at_most("effective-LR drift over the last 1/lambda_e' (worst layer)", _worst(drop["drift_after"]), tol)])
+    sc = d["schedules"]
+    ref = sc["runs"][0]
+    out["schedules"] = Regime("Figure 5 runs", "networks that learned, with a common phase of several 1/lambda_e", [
+        at_least(f"lowest {learned} (common phase)", min(r["acc_phase2"]["mean"] for r in sc["runs"]),
+                 LEARNED_TEST_ACC),
+        at_least("common-phase steps x lambda_e", p.phase2_epochs * spe * lam, EQ_TIMES),
+        at_most("reference run's effective-LR drift at the end of the common phase (worst layer)",
+                _worst(ref["drift_phase2"]), tol)])
+    rows = d["sweep"]["rows"]
+    settled = [np.isfinite(v) for r in rows for v in r["settle_steps"].values()]
+    out["sweep"] = Regime("lambda_e sweep", "networks that learned, every layer settled within the run", [
+        at_least(f"lowest final {learned}", min(r["test_acc"] for r in rows), LEARNED_TEST_ACC),
+        at_least("run length x lambda_e", p.sweep_relaxation_times, EQ_TIMES),
+        at_least("share of (lambda_e, layer) pairs whose norm settled", float(np.mean(settled)), 1.0)])
+    mb = d["momentum_batch"]
+
+    def short(runs: list[dict], subject: str) -> Regime:
+        # momentum mu at lr (1 - mu) takes steps like plain SGD at lr: its time unit is (1 - mu) / (lr wd)
+        return Regime(subject, "networks that learned, at equilibrium", [
+            at_least(f"lowest {learned} (second half)", min(r["acc"]["mean"] for r in runs), LEARNED_TEST_ACC),
+            at_least("steps x lambda_e (shortest run; with momentum mu: lambda_e / (1 - mu))",
+                     min(mb["steps"] * r["lr"] * r["weight_decay"] / (1 - r["momentum"]) for r in runs), EQ_TIMES),
+            at_most("effective-LR drift over the last 1/lambda_e (worst run and layer)",
+                    max(_worst(r["drift"]) for r in runs), tol)])
+
+    out["momentum_batch"] = short([r for r in mb["runs"] if r["norm"] == "batch"],
+                                  "Momentum, batch-size and BatchNorm split runs")
+    out["layernorm"] = short([r for r in mb["runs"] if r["norm"] == "layer"], "LayerNorm runs")
+    dec = sc["decay"]["runs"]
+    out["decay"] = Regime("Decay-schedule runs", "networks that learned", [
+        at_least(f"lowest final {learned}", min(r["test_acc"] for r in dec), LEARNED_TEST_ACC)])
+    return out
