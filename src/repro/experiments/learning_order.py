@@ -252,7 +252,6 @@ def units(p: Params) -> list[Unit]:
             model = ("WRN-16-10+noise" if noisy else "WRN-16-10") if p.network == "wrn" else None
             # training images, plus each epoch's evaluations at a third of a training pass per image
             images = p.epochs * ((n_train // p.batch_size) * p.batch_size + evals * p.n_test / 3)
-            images += (2 if patched else 1) * n_train / 3  # the final train accuracy
             out.append(make_unit("learning_order", f"{kind}/{method}/seed{seed}", "learning_order_cifar", VERSION,
                                  config, lambda seed=seed: cifar_run(p, method, n_train, patched, sep, seed, device),
                                  device, Work(model, images)))
