@@ -68,3 +68,23 @@ def test_bad_cifar_parameters_are_refused(overrides, match):
     from repro.params import ConfigError
     with pytest.raises(ConfigError, match=match):
         Params.resolve("book", overrides)
+
+
+def test_an_under_trained_cifar_run_is_inconclusive():
+    """Two epochs of a 32-unit MLP on 512 images: far from the clean accuracy the claims need."""
+    from repro.data.vision import DataError
+    from repro.experiments import learning_order as LO
+    from repro.regime import INCONCLUSIVE
+    from repro.store import Result
+
+    p = LO.Params.resolve("smoke")
+    try:
+        out = LO.cifar_run(p, "small_lr", p.n_train, True, p.patch_sep, 0, torch.device("cpu"))
+    except DataError:
+        pytest.skip("CIFAR-10 packs not found")
+    m = out["metrics"]
+    assert 0 <= m["final_train"] <= 1 and 0 <= m["final_train_clean"] <= 1
+    result = Result("learning_order_cifar", LO.VERSION, "k", {}, m, {}, {})
+    regime = LO.regime("smoke MLP", [result])
+    assert regime.verdict("yes") == INCONCLUSIVE
+    assert "clean test accuracy, lowest run" in regime.reason

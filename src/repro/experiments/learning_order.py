@@ -25,11 +25,12 @@ from repro.data.vision import SPLIT_SIZES
 from repro.device import get_device
 from repro.experiments.learning_order_theory import TheoryParams, TheoryResults, theory_units
 from repro.models.wrn import NoisyMLP, WideResNet, set_act_noise
+from repro.regime import Regime, at_least
 from repro.store import Result, Store
 from repro.train.loop import constant, piecewise, train
 from repro.units import Unit, Work, make_unit, run_unit
 
-VERSION = 1
+VERSION = 2  # 2: train accuracy measured at the end of every run
 
 # The official code's normalisation (train_util.py), in units of 1/255.
 CIFAR_MEAN = (125.3, 123.0, 113.9)
@@ -191,9 +192,32 @@ def cifar_run(p: Params, method: str, n_train: int, patched: bool, patch_sep: fl
                  seed=seed, momentum=p.momentum, nesterov=True, stats=(mean, std), on_epoch=on_epoch,
                  transform=transform, eval_every=per_epoch)
     metrics = {f"final_{name}": curves[name][-1] for name in evals}
+    # train accuracy on the training images as the run saw them (patched where it was patched: one draw of the
+    # signs and patch-only choices), and on the clean training images
+    x_train = (train_set.x.float() / 255 - mean) / std
+    metrics["final_train_clean"] = accuracy(model, x_train, train_set.y)
+    metrics["final_train"] = (accuracy(model, apply_patches(x_train, train_set.y, patches, carries, gen),
+                                       train_set.y) if patched else metrics["final_train_clean"])
     metrics["seconds_per_epoch"] = sum(curves["epoch_seconds"]) / len(curves["epoch_seconds"])
     metrics["final_train_loss"] = hist.train_loss[-1]
     return {"metrics": metrics, "data": {**curves, "train_loss": hist.train_loss}}
+
+
+# The claims are about networks that fit their training images and generalise on CIFAR-10 as the paper's and
+# the replication's do (clean test accuracy 0.65 to 0.90; the lowest is the replication's small LR on 10,000
+# images). Below those needs a comparison of clean accuracies or learning orders says nothing about them.
+CLEAN_TEST_NEED = 0.6
+TRAIN_NEED = 0.9
+
+
+def regime(subject: str, runs: list[Result]) -> Regime:
+    """The regime of the runs one verdict rests on: the lowest clean test and train accuracy over them."""
+    return Regime(subject, "networks that fit their training images and learn clean CIFAR-10 well above chance, "
+                           "as the paper's and the replication's networks do",
+                  [at_least("clean test accuracy, lowest run", min(r.metrics["final_clean"] for r in runs),
+                            CLEAN_TEST_NEED),
+                   at_least("train accuracy, lowest run", min(r.metrics.get("final_train", float("nan"))
+                                                              for r in runs), TRAIN_NEED)])
 
 
 @dataclasses.dataclass
