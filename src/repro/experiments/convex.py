@@ -435,13 +435,13 @@ def _nakkiran(p: Params) -> dict:
         gain = (r["test_flow"] - r["test_anneal"]) / r["test_flow"]
         by_eta.append({"eta_smax": float(frac), "eta_trace": float(frac / s_max * split["trace"].mean()),
                        "win_rate": float((gain > 0).double().mean()), "gain_mean": float(gain.mean())})
-    return {"summary": summary, "by_eps": by_eps, "by_eta": by_eta, "paths": _nakkiran_paths(p, beta_star, x, y)}
+    return {"summary": summary, "by_eps": by_eps, "by_eta": by_eta, "paths": _nakkiran_paths(p, beta_star, x)}
 
 
-def _nakkiran_paths(p: Params, beta_star, x, y, points: int = 60) -> dict:
+def _nakkiran_paths(p: Params, beta_star, x, points: int = 60) -> dict:
     """The first dataset's paths for the figure: gradient flow (sampled in time) and the large steps followed by
     gradient flow."""
-    b, xs, ys = beta_star[:1], x[:1], y[:1]
+    b, xs = beta_star[:1], x[:1]
     cov = train_covariance(xs)
     eta = p.nakkiran_eta_smax / p.nakkiran_curvature_ratio
 
