@@ -50,10 +50,10 @@ anneal_loss = 0.3  # train loss at which the large rate is annealed
 stop_loss = 0.1  # early-stopping train loss (the report: 0.1)
 max_steps = 20000  # give up on a run that has not reached stop_loss by then
 sweep_size = 7  # grid points per axis of the win-rate sweeps
-nakkiran_curvature_ratio = 2.0  # Nakkiran's setting: train covariance S = diag(ratio, 1), test covariance I
-nakkiran_eta_smax = 1.0  # Nakkiran's large step as eta * s_max(S); at 1 the sharp direction is never contracted
+nakkiran_curvature_ratio = 2.0  # Nakkiran setting: train covariance S = diag(ratio, 1), test covariance I
+nakkiran_eta_smax = 1.0  # Nakkiran large step as eta * s_max(S); at 1 the sharp direction is never contracted
 nakkiran_large_steps = 50  # large-step gradient descent steps before the switch to gradient flow
-nakkiran_stop_loss = 0.001  # the train loss both of Nakkiran's runs stop at
+nakkiran_stop_loss = 0.001  # the train loss both Nakkiran runs stop at
 
 # %% tags=["hide-input"]
 import numpy as np
@@ -191,9 +191,9 @@ def nakkiran_figure(r):
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
     e = np.stack([g1, g2], -1) - bstar
     train, test = np.einsum("...i,ij,...j->...", e, cov, e), (e**2).sum(-1)
-    eps = d["stop_loss"]
-    levels = eps * np.array([1, 30, 300])
-    ax.contour(g1, g2, train, levels=levels, colors=[PALETTE["train"]], linewidths=[2.2, 1, 1])
+    eps, start = d["stop_loss"], float(bstar @ cov @ bstar)
+    levels = np.array([eps, start / 16, start / 4, start])
+    ax.contour(g1, g2, train, levels=levels, colors=[PALETTE["train"]], linewidths=[2.2, 1, 1, 1])
     ax.contour(g1, g2, test, levels=levels, colors=[PALETTE["test"]], linestyles="--", linewidths=1)
     ratio = lambda b: ((b - bstar) ** 2).sum() / ((b - bstar) @ cov @ (b - bstar))  # noqa: E731
     ax.plot(flow[:, 0], flow[:, 1], "-", lw=1.5, color=PALETTE["small_lr"],
@@ -205,8 +205,8 @@ def nakkiran_figure(r):
     for end, key in ((flow[-1], "small_lr"), (tail[-1], "large_lr_anneal")):
         ax.plot(*end, "o", ms=7, color=PALETTE[key], mec="k")
     ax.plot(*bstar, "*", ms=12, color="k", label=r"$\beta^*$")
-    ax.set(title="Nakkiran's setting, first draw", xlabel=r"$\beta_1$", ylabel=r"$\beta_2$", aspect="equal")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8)
+    ax.set(title=f"Nakkiran's setting, draw {d['draw']}", xlabel=r"$\beta_1$", ylabel=r"$\beta_2$", aspect="equal")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
     ax = axes[1]
     by_eta, curv = pd.DataFrame(nk["by_eta"]), pd.DataFrame(r.data["by_curvature"])
     ax.plot(by_eta["eta_trace"], by_eta["win_rate"], "o-", ms=4, color=PALETTE["large_lr_anneal"],
@@ -216,10 +216,10 @@ def nakkiran_figure(r):
     ax.axhline(0.5, color="k", lw=0.8)
     ax.axvline(1.0, color=PALETTE["reference"], ls=":", label=r"$\eta\,\mathrm{tr}(S)=1$")
     for x, name, mk in ((nk["summary"]["eta_trace"], "Nakkiran's η", "^"), (foil["eta_trace"], "report's η", "v")):
-        ax.plot([x], [1.02], mk, color="k", ms=7, clip_on=False, label=name)
+        ax.plot([x], [0.04], mk, color="k", ms=7, label=name)
     ax.set(xscale="log", xlabel=r"$\eta_{large}\cdot\mathrm{tr}(S)$", ylabel="annealing wins (fraction)",
            ylim=(0, 1), title="Where annealing's benefit changes sign")
-    ax.legend(fontsize=7, loc="center left")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, ncol=2)
 
 
 def foil_tables(r):
@@ -383,7 +383,7 @@ display(Markdown(
 nakkiran_figure(result)
 
 # %% [markdown]
-# On the left, the first draw: solid lines are train-loss level sets, dashed lines test-loss level sets; the
+# On the left, one draw: solid lines are train-loss level sets, dashed lines test-loss level sets; the
 # large steps bounce across the sharp direction without shrinking it, then gradient flow comes in along it. On
 # the right, the fraction of draws on which annealing wins against $\eta\cdot\mathrm{tr}(S)$, on Nakkiran's
 # covariances (varying `nakkiran_eta_smax` up to 1) and on the report's datasets (the scan of section 3); the
@@ -398,19 +398,27 @@ flips = [(a, b) for a, b, sa, sb in zip(by_eta["eta_trace"], by_eta["eta_trace"]
          if sa != sb]
 nak_wins, rep_wins = nk["test_anneal"] < nk["test_flow"], foil["test_anneal"] < foil["test_small"]
 word = lambda w: "wins" if w else "loses"  # noqa: E731
+
+
+def contraction_clause(d, who):
+    """How a setting's large step treats the two train directions, and where that leaves the error."""
+    faster = d["sharp_contraction"] < d["flat_contraction"]
+    return (f"In {who} a large step multiplies the sharp train direction by {number(d['sharp_contraction'])} "
+            f"and the flat one by {number(d['flat_contraction'])}: "
+            + ("faster in the sharp direction, as a small rate does, so the error still ends in the flat "
+               "direction" if faster else "no faster in the sharp direction, so the error it leaves lies in the "
+               "sharp direction")
+            + f" (test loss per unit of train loss {number(d['flat_ratio'])} in the flat direction, "
+            f"{number(d['sharp_ratio'])} in the sharp one). ")
+
+
 foil_sentence = (
     f"Annealing {word(nak_wins)} in Nakkiran's setting (mean test loss {number(nk['test_anneal'])} against "
-    f"{number(nk['test_flow'])} for gradient flow) and {word(rep_wins)} in the report's "
-    f"({number(foil['test_anneal'])} against {number(foil['test_small'])}). What separates them is "
-    f"$\\eta\\cdot\\mathrm{{tr}}(S)$: {number(nk['eta_trace'])} in Nakkiran's setting, {number(foil['eta_trace'])} "
-    f"in the report's. In Nakkiran's a large step contracts the sharp train direction by "
-    f"{number(nk['sharp_contraction'])} and the flat one by {number(nk['flat_contraction'])}, so the error left at the "
-    f"stopping loss lies in the sharp direction, where the test loss per unit of train loss is "
-    f"{number(nk['sharp_ratio'])} rather than the flat direction's {number(nk['flat_ratio'])}. In the report's, "
-    f"the large rate contracts the sharp direction by {number(foil['sharp_contraction'])} and the flat one by "
-    f"{number(foil['flat_contraction'])}: faster in the sharp direction, as the small rate does, so the error "
-    f"still ends in the flat direction (test/train {number(foil['flat_ratio'])} against "
-    f"{number(foil['sharp_ratio'])} in the sharp one) and the large rate only makes that more so. "
+    f"{number(nk['test_flow'])} for gradient flow; lower on {number(nk['win_rate'])} of the draws) and "
+    f"{word(rep_wins)} in the report's ({number(foil['test_anneal'])} against {number(foil['test_small'])}; lower on "
+    f"{number(foil['win_rate'])} of the datasets). What separates them is $\\eta\\cdot\\mathrm{{tr}}(S)$: "
+    f"{number(nk['eta_trace'])} in Nakkiran's setting, {number(foil['eta_trace'])} in the report's. "
+    + contraction_clause(nk, "Nakkiran's setting") + contraction_clause(foil, "the report's")
     + (f"On Nakkiran's covariances the sign of annealing's mean benefit changes between "
        f"$\\eta\\cdot\\mathrm{{tr}}(S)$ = {number(flips[0][0])} and {number(flips[0][1])}"
        + (" (and more than once on this grid)" if len(flips) > 1 else "")
@@ -426,7 +434,7 @@ display(Markdown(foil_sentence))
 
 # %% tags=["details"]
 by_eps = pd.DataFrame(result.data["nakkiran"]["by_eps"])
-fig, ax = figure(width=4.6)
+fig, (ax,) = figure(width=4.6)
 ax.fill_between(by_eps["stop_loss"], by_eps["ratio_low"], by_eps["ratio_high"], color=PALETTE["ours"], alpha=0.25,
                 label="5% to 95% of draws")
 ax.plot(by_eps["stop_loss"], by_eps["ratio_median"], "o-", color=PALETTE["ours"], label="median")

@@ -439,9 +439,11 @@ def _nakkiran(p: Params) -> dict:
 
 
 def _nakkiran_paths(p: Params, beta_star, x, points: int = 60) -> dict:
-    """The first dataset's paths for the figure: gradient flow (sampled in time) and the large steps followed by
-    gradient flow."""
-    b, xs = beta_star[:1], x[:1]
+    """Paths for the figure, on the first draw whose beta* has both coordinates between 0.6 and 1.6 in size (so
+    that both directions are visible): gradient flow (sampled in time), and the large steps then gradient flow."""
+    size = beta_star.abs()
+    i = int(torch.nonzero(((size >= 0.6) & (size <= 1.6)).all(-1))[0])
+    b, xs = beta_star[i:i + 1], x[i:i + 1]
     cov = train_covariance(xs)
     eta = p.nakkiran_eta_smax / p.nakkiran_curvature_ratio
 
@@ -462,7 +464,7 @@ def _nakkiran_paths(p: Params, beta_star, x, points: int = 60) -> dict:
         steps.append(err + b)
     return {"beta_star": b[0].numpy(), "train_cov": cov[0].numpy(), "flow": flow_path(torch.zeros_like(b)),
             "large_steps": torch.cat(steps).numpy(), "anneal_flow": flow_path(err + b),
-            "stop_loss": p.nakkiran_stop_loss}
+            "stop_loss": p.nakkiran_stop_loss, "draw": i}
 
 
 def foil_table(p: Params, rmse_small: np.ndarray, rmse_anneal: np.ndarray) -> list[dict]:
