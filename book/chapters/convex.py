@@ -379,7 +379,9 @@ display(Markdown(
     f"weighted by the test covariance is {number(nk['limit_ratio'])}. (B) has the lower test loss on "
     f"{number(nk['win_rate'])} of the draws against gradient flow and {number(nk['win_rate_small'])} against "
     f"gradient descent at LR {number(lr_small)} (whose mean test loss, {number(nk['test_small'])}, is close to "
-    f"gradient flow's {number(nk['test_flow'])}); it is worse than (A) on {number(nk['lose_rate'])} of them."))
+    f"gradient flow's {number(nk['test_flow'])}); it is worse than (A) on {number(nk['lose_rate'])} of them. "
+    f"On {number(nk['no_large_step'])} of the draws even the first large step would cross the stopping loss, "
+    "so (B) takes none and is gradient flow."))
 nakkiran_figure(result)
 
 # %% [markdown]

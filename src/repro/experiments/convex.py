@@ -409,6 +409,7 @@ def _nakkiran(p: Params) -> dict:
                "sharp_contraction": abs(1 - 2 * eta * s_max), "flat_contraction": abs(1 - 2 * eta * 1.0),
                "flat_ratio": float(split["flat_ratio"].mean()), "sharp_ratio": float(split["sharp_ratio"].mean()),
                "n": p.n_datasets, "median_large_steps": float(head["large_steps_taken"].double().median()),
+               "no_large_step": float((head["large_steps_taken"] == 0).double().mean()),
                "n_small_unfinished": int((~head["small_reached"]).sum())}
     for k in ("flow", "anneal", "small"):
         summary[f"test_{k}"] = float(head[f"test_{k}"].mean())
