@@ -168,3 +168,11 @@ def test_curvature_split_of_a_known_covariance():
     s = convex.curvature_split(cov)
     assert s["sharp_ratio"][0] == pytest.approx(0.5) and s["flat_ratio"][0] == pytest.approx(1.0)
     assert s["trace"][0] == pytest.approx(3.0)
+
+
+def test_contraction_bias_and_its_crossover():
+    # a small step is more sharp-biased than gradient flow (log(1 - u) is convex); at eta * s_max = 1 it is 0
+    assert convex.contraction_bias(0.01, np.array(2.0), np.array(1.0)) > 1
+    assert convex.contraction_bias(0.5, np.array(2.0), np.array(1.0)) == 0
+    # on diag(2, 1): |1 - 4 eta| = (1 - 2 eta)^2 above eta = 1/4, i.e. eta = 1 - sqrt(2) / 2
+    assert convex.bias_crossover(2.0, 1.0) == pytest.approx(1 - math.sqrt(2) / 2)

@@ -234,6 +234,7 @@ def foil_tables(r):
         "η·tr(S) (mean)": [nk["eta_trace"], foil["eta_trace"]],
         "sharp direction: |1 − 2η s_max| per step (mean)": [nk["sharp_contraction"], foil["sharp_contraction"]],
         "flat direction: |1 − 2η s_min| per step (mean)": [nk["flat_contraction"], foil["flat_contraction"]],
+        "sharp-over-flat contraction of a large step, relative to gradient flow (median)": [nk["bias"], foil["bias"]],
         "test/train curvature, sharp direction (median)": [nk["sharp_ratio"], foil["sharp_ratio"]],
         "test/train curvature, flat direction (median)": [nk["flat_ratio"], foil["flat_ratio"]],
         "stopping train loss": [cfg["nakkiran_stop_loss"], cfg["stop_loss"]],
@@ -369,6 +370,12 @@ by_n = sweep_figure(result)
 # the flat train direction (test/train $=1/s_{\min}$) and (B) along the sharp one ($1/s_{\max}$), so the
 # factor tends to $s_{\max}/s_{\min}=r$: 2 for $r=2$, the paper's factor. The same runs with gradient descent at
 # `lr_small` in place of gradient flow check that the limit is what a small rate does.
+#
+# Which of the two wins depends on where each leaves the error, and so on how much more a step contracts the sharp
+# direction than the flat one *relative to gradient flow*: $\log|1-2\eta s_{\max}|/\log|1-2\eta s_{\min}|$ divided
+# by gradient flow's $s_{\max}/s_{\min}$. Above 1 the large rate pushes the error into the flat direction even more
+# than a small rate does, and annealing loses wherever the test loss weighs the flat direction more; below 1 it
+# leaves the error in the sharp direction, and annealing wins.
 
 # %% tags=["hide-input"]
 nk = result.data["nakkiran"]["summary"]
@@ -404,12 +411,12 @@ word = lambda w: "wins" if w else "loses"  # noqa: E731
 
 def contraction_clause(d, who):
     """How a setting's large step treats the two train directions, and where that leaves the error."""
-    faster = d["sharp_contraction"] < d["flat_contraction"]
+    more = d["bias"] > 1
     return (f"In {who} a large step multiplies the sharp train direction by {number(d['sharp_contraction'])} "
-            f"and the flat one by {number(d['flat_contraction'])}: "
-            + ("faster in the sharp direction, as a small rate does, so the error still ends in the flat "
-               "direction" if faster else "no faster in the sharp direction, so the error it leaves lies in the "
-               "sharp direction")
+            f"and the flat one by {number(d['flat_contraction'])}, which, against gradient flow's decay rates, "
+            f"is a relative contraction of the sharp direction of {number(d['bias'])}: "
+            + ("the large rate pushes the error into the flat direction even more than a small rate does"
+               if more else "the large rate leaves more of the error in the sharp direction than a small rate")
             + f" (test loss per unit of train loss {number(d['flat_ratio'])} in the flat direction, "
             f"{number(d['sharp_ratio'])} in the sharp one). ")
 
@@ -424,8 +431,9 @@ foil_sentence = (
     + (f"On Nakkiran's covariances the sign of annealing's mean benefit changes between "
        f"$\\eta\\cdot\\mathrm{{tr}}(S)$ = {number(flips[0][0])} and {number(flips[0][1])}"
        + (" (and more than once on this grid)" if len(flips) > 1 else "")
-       + ", where a step stops contracting the sharp direction faster than the flat one "
-       "($|1-2\\eta s_{\\max}|=|1-2\\eta s_{\\min}|$ at $\\eta\\cdot\\mathrm{tr}(S)=1$)."
+       + "; the relative contraction crosses 1 at $\\eta\\cdot\\mathrm{tr}(S)$ = "
+       f"{number(nk['crossover_eta_trace'])} on these covariances, a little below the "
+       "$\\eta\\cdot\\mathrm{tr}(S)=1$ where both directions contract equally."
        if flips else "On Nakkiran's covariances the sign of annealing's mean benefit does not change on this grid."))
 display(Markdown(foil_sentence))
 

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import scipy.linalg
+import scipy.optimize
 import scipy.stats
 import torch
 
@@ -398,6 +399,22 @@ def curvature_split(cov: torch.Tensor, test_cov: torch.Tensor | None = None) -> 
             "flat_ratio": (t[:, 0] / s[:, 0]).numpy(), "sharp_ratio": (t[:, -1] / s[:, -1]).numpy()}
 
 
+def contraction_bias(eta: float | np.ndarray, s_max: np.ndarray, s_min: np.ndarray) -> np.ndarray:
+    """How much more a gradient-descent step at rate eta contracts the sharp train direction than the flat one,
+    relative to gradient flow: log|1 - 2 eta s_max| / log|1 - 2 eta s_min| divided by s_max / s_min (gradient
+    flow's ratio of decay rates). Above 1 the step leaves relatively more error in the flat direction than
+    gradient flow does, below 1 relatively more in the sharp one (0 where the sharp one is not contracted)."""
+    with np.errstate(divide="ignore"):
+        return (np.log(np.abs(1 - 2 * eta * s_max)) / np.log(np.abs(1 - 2 * eta * s_min))) / (s_max / s_min)
+
+
+def bias_crossover(s_max: float, s_min: float) -> float:
+    """The rate at which contraction_bias crosses 1 (between 1 / (2 s_max), where it is infinite, and 1 / s_max,
+    where it is 0): below it a large step ends in the flat direction more than gradient flow, above it less."""
+    f = lambda eta: float(contraction_bias(eta, np.array(s_max), np.array(s_min))) - 1  # noqa: E731
+    return float(scipy.optimize.brentq(f, (1 + 1e-9) / (2 * s_max), (1 - 1e-9) / s_max))
+
+
 def _nakkiran(p: Params) -> dict:
     beta_star, x, y = nakkiran_datasets(p.seed, p.n_datasets, p.n_samples, p.nakkiran_curvature_ratio)
     s_max = p.nakkiran_curvature_ratio
@@ -408,6 +425,8 @@ def _nakkiran(p: Params) -> dict:
     summary = {"eta_large": eta, "eta_trace": float(eta * split["trace"].mean()), "eta_smax": p.nakkiran_eta_smax,
                "sharp_contraction": abs(1 - 2 * eta * s_max), "flat_contraction": abs(1 - 2 * eta * 1.0),
                "flat_ratio": float(split["flat_ratio"].mean()), "sharp_ratio": float(split["sharp_ratio"].mean()),
+               "bias": float(np.median(contraction_bias(eta, split["s_max"], split["s_min"]))),
+               "crossover_eta_trace": bias_crossover(s_max, 1.0) * (s_max + 1.0),
                "n": p.n_datasets, "median_large_steps": float(head["large_steps_taken"].double().median()),
                "no_large_step": float((head["large_steps_taken"] == 0).double().mean()),
                "n_small_unfinished": int((~head["small_reached"]).sum())}
@@ -478,6 +497,7 @@ def foil_table(p: Params, rmse_small: np.ndarray, rmse_anneal: np.ndarray) -> li
              "sharp_contraction": float(np.abs(1 - 2 * eta * split["s_max"]).mean()),
              "flat_contraction": float(np.abs(1 - 2 * eta * split["s_min"]).mean()),
              "flat_ratio": float(np.median(split["flat_ratio"])), "sharp_ratio": float(np.median(split["sharp_ratio"])),
+             "bias": float(np.median(contraction_bias(eta, split["s_max"], split["s_min"]))),
              "test_small": float((rmse_small**2).mean()), "test_anneal": float((rmse_anneal**2).mean()),
              "win_rate": float((rmse_anneal < rmse_small).mean()), "n": int(len(rmse_small))}]
 
