@@ -488,7 +488,8 @@ def _nakkiran_paths(p: Params, beta_star, x, points: int = 60) -> dict:
 
 
 def foil_table(p: Params, rmse_small: np.ndarray, rmse_anneal: np.ndarray) -> list[dict]:
-    """The two settings side by side in the chapter's terms; the report's side from its first datasets."""
+    """The report's side of the two-settings table, in the terms used for Nakkiran's: its datasets' curvatures
+    and the mean test loss (RMSE squared, no label noise) of each schedule."""
     _, x, _ = make_datasets(p.seed, p.n_datasets, p.n_samples, p.noise_std)
     split = curvature_split(x.transpose(1, 2) @ x / p.n_samples)
     eta = p.lr_large
