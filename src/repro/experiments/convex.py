@@ -4,6 +4,9 @@ Source: the course report, section 4. With few samples the train loss's level se
 population loss's, so two points with the same train loss can have different population losses, and the
 learning-rate schedule decides which one early-stopped gradient descent reaches.
 
+The foil: Nakkiran (2020, arXiv 2005.07360), a 2-D linear regression whose train covariance is unlike the test
+one, where a large step followed by gradient flow provably generalises better than gradient flow.
+
 Loss convention (the report's): train loss = mean squared error (1/n) sum (<beta, x_i> - y_i)^2, so its
 Hessian is 2 X^T X / n and gradient descent is stable for lr < 1 / lambda_max(X^T X / n).
 """
@@ -489,7 +492,7 @@ def _nakkiran_paths(p: Params, beta_star, x, points: int = 60) -> dict:
 
 def foil_table(p: Params, rmse_small: np.ndarray, rmse_anneal: np.ndarray) -> list[dict]:
     """The report's side of the two-settings table, in the terms used for Nakkiran's: its datasets' curvatures
-    and the mean test loss (RMSE squared, no label noise) of each schedule."""
+    and the mean test loss (population RMSE squared) of each schedule."""
     _, x, _ = make_datasets(p.seed, p.n_datasets, p.n_samples, p.noise_std)
     split = curvature_split(x.transpose(1, 2) @ x / p.n_samples)
     eta = p.lr_large
