@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 
 from repro.experiments import convex
@@ -76,3 +77,102 @@ def test_cross_field_checks():
         convex.Params.resolve("book", {"lr_small": "0.2"})
     with pytest.raises(ConfigError, match="stop_loss .* must be below anneal_loss"):
         convex.Params.resolve("book", {"stop_loss": "0.5"})
+
+
+# ------------------------------------------------------------------------------- Nakkiran's setting, the foil
+
+
+def _rotated_problem(seed=0, n=6):
+    """A design whose covariance is a rotated diag(3, 0.5), beta* from the seed."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, n, 2, generator=g, dtype=torch.float64)
+    w, v = torch.linalg.eigh(z.transpose(1, 2) @ z / n)
+    rot = torch.tensor([[0.8, -0.6], [0.6, 0.8]], dtype=torch.float64)
+    s = torch.diag(torch.tensor([3.0, 0.5], dtype=torch.float64))
+    x = z @ v @ torch.diag_embed(w.rsqrt()) @ v.transpose(1, 2) @ s.sqrt() @ rot.T
+    beta = torch.tensor([[1.0, -0.7]], dtype=torch.float64)
+    return beta, x, (x @ beta.unsqueeze(-1)).squeeze(-1), rot @ s @ rot.T
+
+
+def test_nakkiran_designs_have_exactly_the_stated_train_covariance():
+    beta, x, y = convex.nakkiran_datasets(3, 5, 10, 2.0)
+    assert torch.allclose(convex.train_covariance(x), torch.diag(torch.tensor([2.0, 1.0])).double().expand(5, 2, 2))
+    assert torch.allclose(y, (x @ beta.unsqueeze(-1)).squeeze(-1))
+
+
+def test_large_steps_are_the_closed_form_iterates_and_the_simulated_ones():
+    beta, x, y, cov = _rotated_problem()
+    assert torch.allclose(convex.train_covariance(x)[0], cov)
+    eta, k = 0.3, 7
+    closed = torch.linalg.matrix_power(torch.eye(2, dtype=torch.float64) - 2 * eta * cov, k) @ (-beta[0])
+    ours = convex.large_steps_then_flow(convex.train_covariance(x), -beta, eta, k, 1e-12)
+    assert int(ours["large_steps_taken"][0]) == k
+    assert torch.allclose(ours["err_switch"][0], closed)
+    sim = convex.early_stopped_gd(x, y, eta, eta, -1.0, 1e-12, k, record_path=True)
+    assert torch.allclose(sim["path"][0, k] - beta[0], closed)
+
+
+def test_gradient_flow_is_the_matrix_exponential_and_the_small_step_limit():
+    beta, x, y, cov = _rotated_problem(1)
+    eps = 1e-3
+    t, e = convex.gradient_flow_to_loss(convex.train_covariance(x), -beta, eps)
+    closed = torch.from_numpy(scipy.linalg.expm(-2 * float(t[0]) * cov.numpy())) @ (-beta[0])
+    assert torch.allclose(e[0], closed)
+    assert float(e[0] @ cov @ e[0]) == pytest.approx(eps, rel=1e-9)  # stops exactly at the stopping loss
+    gd = convex.early_stopped_gd(x, y, 1e-3, 1e-3, -1.0, eps, 20_000)
+    assert torch.allclose(gd["beta"][0] - beta[0], e[0], atol=2e-3)
+
+
+def test_nakkiran_factor_tends_to_the_curvature_ratio():
+    # eta * s_max = 1 on diag(2, 1): one step zeroes the flat coordinate and flips the sharp one, and no later
+    # step shrinks it; gradient flow ends along the flat direction, so test(A) / test(B) -> 2 as eps -> 0.
+    beta, x, y = convex.nakkiran_datasets(0, 50, 10, 2.0)
+    cov = convex.train_covariance(x)
+    one = convex.large_steps_then_flow(cov, -beta, 0.5, 1, 1e-12)["err_switch"]
+    assert torch.allclose(one, torch.stack([beta[:, 0], torch.zeros(50, dtype=torch.float64)], -1))
+    r = convex.nakkiran_compare(beta, x, y, 0.5, 50, 1e-8)
+    # a draw that starts almost on the sharp axis needs a smaller eps before gradient flow turns flat
+    turned = beta[:, 1].abs() > 0.05
+    assert turned.sum() >= 45
+    assert torch.allclose((r["test_flow"] / r["test_anneal"])[turned], torch.tensor(2.0, dtype=torch.float64),
+                          rtol=2e-3)
+
+
+def test_phenomenon_annealing_wins_in_nakkirans_setting_and_loses_in_the_reports():
+    """Fixed seeds: in Nakkiran's setting the large step then gradient flow has the lower mean test loss, by the
+    paper's factor 2 (median), against gradient flow and against a small rate; in the report's setting the
+    annealed schedule has the higher mean test loss."""
+    p = convex.Params.resolve("book", {"n_datasets": "400"})
+    beta, x, y = convex.nakkiran_datasets(p.seed, p.n_datasets, p.n_samples, p.nakkiran_curvature_ratio)
+    r = convex.nakkiran_compare(beta, x, y, 0.5, p.nakkiran_large_steps, p.nakkiran_stop_loss, p.lr_small, p.max_steps)
+    assert r["test_anneal"].mean() < r["test_flow"].mean() and r["test_anneal"].mean() < r["test_small"].mean()
+    assert float((r["test_flow"] / r["test_anneal"]).median()) == pytest.approx(2.0, rel=0.05)
+    report = convex.compare_schedules(p, p.lr_large, p.anneal_loss, p.stop_loss)
+    ok = report["valid"]
+    assert report["rmse_anneal"][ok].pow(2).mean() > report["rmse_small"][ok].pow(2).mean()
+
+
+def test_the_sign_of_annealings_benefit_flips_across_eta_trace_one():
+    # diag(2, 1): tr(S) = 3, so eta * tr(S) = 0.6 at eta = 0.2 and 1.2 at eta = 0.4
+    beta, x, y = convex.nakkiran_datasets(0, 200, 10, 2.0)
+    below = convex.nakkiran_compare(beta, x, y, 0.2, 50, 1e-3)
+    above = convex.nakkiran_compare(beta, x, y, 0.4, 50, 1e-3)
+    assert (below["test_anneal"] > below["test_flow"]).double().mean() > 0.9
+    assert below["test_anneal"].mean() > below["test_flow"].mean()
+    assert (above["test_anneal"] < above["test_flow"]).double().mean() > 0.9
+    assert above["test_anneal"].mean() < above["test_flow"].mean()
+
+
+def test_curvature_split_of_a_known_covariance():
+    cov = torch.diag(torch.tensor([2.0, 1.0])).double()[None]
+    s = convex.curvature_split(cov)
+    assert s["sharp_ratio"][0] == pytest.approx(0.5) and s["flat_ratio"][0] == pytest.approx(1.0)
+    assert s["trace"][0] == pytest.approx(3.0)
+
+
+def test_contraction_bias_and_its_crossover():
+    # a small step is more sharp-biased than gradient flow (log(1 - u) is convex); at eta * s_max = 1 it is 0
+    assert convex.contraction_bias(0.01, np.array(2.0), np.array(1.0)) > 1
+    assert convex.contraction_bias(0.5, np.array(2.0), np.array(1.0)) == 0
+    # on diag(2, 1): |1 - 4 eta| = (1 - 2 eta)^2 above eta = 1/4, i.e. eta = 1 - sqrt(2) / 2
+    assert convex.bias_crossover(2.0, 1.0) == pytest.approx(1 - math.sqrt(2) / 2)
