@@ -383,6 +383,7 @@ def distance_figure(r):
         ax.plot(plain["steps"], plain["distance"][-1]["distance"], "o", color=PALETTE["large_batch"],
                 label="large batch, same epochs: its end" if j == 0 else None)
     ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="F1: distance from initialisation")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.legend(fontsize=8)
 
 
