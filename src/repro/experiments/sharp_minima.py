@@ -115,11 +115,11 @@ class Params(P.Params):
     remedy_scaling: str = P.param("sqrt", "Hoffer et al.'s LB learning rate: lr * (LB / SB) ** 0.5, or linear",
                                   choices=("sqrt", "linear", "none"))
     dinh_alpha: float = P.param(10.0, "rescaling factor of the reparametrisation check (and its inverse)", gt=1)
-    hoffer_train: int = P.param(6000, "MNIST training images of the train-longer runs (Hoffer et al.)", ge=16,
+    hoffer_train: int = P.param(3000, "MNIST training images of the train-longer runs (Hoffer et al.)", ge=16,
                                 le=60_000)
-    hoffer_batch_size: int = P.param(64, "small batch of the train-longer runs; their large batch is "
+    hoffer_batch_size: int = P.param(32, "small batch of the train-longer runs; their large batch is "
                                          "large_batch_fraction x hoffer_train", ge=1)
-    hoffer_epochs: int = P.param(4, "epochs of the small batch and of the plain large batch; the long large batch "
+    hoffer_epochs: int = P.param(12, "epochs of the small batch and of the plain large batch; the long large batch "
                                     "makes as many updates as the small one", ge=1)
 
     PRESETS = {
