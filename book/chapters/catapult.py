@@ -510,7 +510,7 @@ for kind in catapult.NETS:
         gains.append((ct - lt, f"{when}, best catapult-window rate {fmt(s[f'best_catapult_lr_factor{suf}'])} "
                       f"test accuracy {number(ct)} vs best lazy rate {fmt(s[f'best_lazy_lr_factor{suf}'])} "
                       f"{number(lt)}"))
-    better = [g > 0.005 for g, _ in gains if g == g]  # more than 0.5 points: beyond one test image in 200
+    better = [g > 0.005 for g, _ in gains if g == g]  # a difference under half a point counts as none
     gen_text = ("catapult window generalises better" if better and all(better) else
                 "no better generalisation in the catapult window" if not any(better) else
                 "mixed: the two comparisons disagree")
