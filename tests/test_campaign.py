@@ -18,7 +18,8 @@ from repro.store import Result, Store, _jsonable, config_key, provenance, read_r
 from repro.units import MergedRecorded, Unit, chapter_units, merged_recorded, unit_label, unit_status
 
 # experiments that gather units and train nothing themselves
-MERGES = {"sharp_minima", "sharp_minima_net", "intrinsic_lr", "catapult_nets", "catapult_linear", "catapult_eos", "noise_scale"}
+MERGES = {"sharp_minima", "sharp_minima_net", "intrinsic_lr", "catapult_nets", "catapult_linear", "catapult_eos",
+          "noise_scale"}
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import catapult
 from repro.plotting import PALETTE, figure, reference_line
-from repro.regime import regime_table
+from repro.regime import Regime, at_most, regime_table
 from repro.report import book_style, number, provenance_table, show_parameters, show_recorded
 
 book_style()
@@ -536,9 +536,15 @@ for kind in catapult.DATA_KINDS:
                  + (f", {s['sharpness_catapult']:.3g} catapult" if has_cat else "") + "), so flatness says "
                  "little about the rate here, as Huang et al. argue.")
     else:
-        text += ("flatter minimum in the catapult phase: reproduced" if has_cat and flatter else
-                 "no catapult run in the sweep" if not has_cat else "flatter minimum not reproduced")
-        text += (f".** First catapult at eta lambda0 = {fmt(s['lr_crit'])} (8 if the minimum had outputs near 0; "
+        # a flatter *minimum* needs runs that reached the minimum: every stable run ends at the same loss
+        final = [r["final_loss"] for r in linear.data[kind]["runs"] if not r["diverged"]]
+        reg = Regime(f"deep linear, {kind} data", "runs that reached the minimum",
+                     [at_most("largest / smallest final loss of the stable runs", max(final) / min(final), 1.01)])
+        regimes.append(reg)
+        text += reg.verdict("flatter minimum in the catapult phase: reproduced" if has_cat and flatter else
+                            "no catapult run in the sweep" if not has_cat else "flatter minimum not reproduced")
+        text += (f".** {reg.sentence()} First catapult at eta lambda0 = {fmt(s['lr_crit'])} (8 if the minimum had "
+                 "outputs near 0; "
                  f"{fmt(s['lr_crit_from_minimum'])} from the curvature of the small-rate minimum); median "
                  f"lambda_H {s['sharpness_lazy']:.3g} (lazy) vs {fmt(s['sharpness_catapult'], 3)} (catapult).")
         if kind == "nonseparable" and has_cat:

@@ -730,7 +730,8 @@ class Results:
 
 def units(p: Params) -> list[Unit]:
     """The uv model (on the CPU, one thread), then one unit per network's learning-rate sweep, one per data
-    kind of the deep linear nets and one per edge-of-stability learning rate. None is a bench network's SGD training, so none has a time estimate."""
+    kind of the deep linear nets and one per edge-of-stability learning rate. None is a bench network's SGD
+    training, so none has a time estimate."""
     cfg = p.to_dict()
     device = resolve_device(p)
 
