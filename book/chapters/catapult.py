@@ -319,8 +319,8 @@ display(Markdown(
 # A fixed random subset of the training images (standardised), one-hot targets, the squared loss above, and
 # three networks in NTK parameterisation ($\sigma_w^2=2$ for ReLU layers, no biases): ReLU MLPs of two widths
 # and a small CNN (Conv-ReLU-MaxPool twice, then a linear readout). The output is centred, $f(x)-f_0(x)$, so that
-# every network starts at the zero output's loss, the lazy regime's starting point (without it the CNN started at
-# a loss 50 times that); a constant shift leaves the Jacobian, hence $\lambda_0$, unchanged. The rates run every
+# every network starts at the zero output's loss, the lazy regime's starting point; a constant shift leaves the
+# Jacobian, hence $\lambda_0$, unchanged. The rates run every
 # `edge_step` from 2.1 to 4.5 so that both edges, 2 and 4, are resolved. For each network we measure $\lambda_0$,
 # then train one run per learning rate for the same *physical time* $\eta\cdot$steps, then continue each run for
 # a short phase at a small rate. We record the loss at every step, $\lambda$ (the NTK's top eigenvalue) at the
@@ -584,7 +584,8 @@ display(regime_table(regimes))
 
 # %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
-# The `paper` preset (wider and deeper MLPs, more data, a finer sweep) is meant for one GPU. Where it has been
+# The `paper` preset (wider and deeper MLPs, more data, a finer sweep; the edge of stability on 5,000 CIFAR-10
+# images with Cohen et al.'s fc-tanh) is meant for one GPU. Where it has been
 # recorded with `--record`, the network figures are drawn from the recorded file below.
 
 # %% tags=["details"]
