@@ -18,7 +18,8 @@ from repro.store import Result, Store, _jsonable, config_key, provenance, read_r
 from repro.units import MergedRecorded, Unit, chapter_units, merged_recorded, unit_label, unit_status
 
 # experiments that gather units and train nothing themselves
-MERGES = {"sharp_minima", "sharp_minima_net", "intrinsic_lr", "catapult_nets", "catapult_linear", "noise_scale"}
+MERGES = {"sharp_minima", "sharp_minima_net", "intrinsic_lr", "catapult_nets", "catapult_linear", "catapult_eos",
+          "noise_scale"}
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_units_cover_the_paper_preset_exactly_once(chapter):
     p = resolve(chapter, "paper")
     expected = {"learning_order": lambda: 2 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise),
                 "sharp_minima": lambda: len(p.network_list()) * p.seeds + 2,
-                "catapult": lambda: 7, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
+                "catapult": lambda: 7 + p.eos_lrs, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
                 "noise_scale": lambda: len(p.points())}[chapter]()
     assert len(units) == expected
     spy = SpyStore(units)

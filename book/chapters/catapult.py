@@ -53,15 +53,24 @@ dataset = "mnist"  # image data of the network experiments
 n_train = 256  # training images (a fixed random subset of the train split)
 n_test = 2000  # test images for the test accuracy
 width_small = 256  # hidden width of the narrower ReLU MLP (paper: 2048)
-width_large = 1024  # hidden width of the wider ReLU MLP
+width_large = 512  # hidden width of the wider ReLU MLP
 depth = 1  # hidden layers of the MLPs (paper: 1 to 3)
-cnn_channels = 8  # filters of the CNN's first conv layer (second: twice that)
+cnn_channels = 16  # filters of the CNN's first conv layer (second: twice that)
 lr_max_factor = 64.0  # largest eta * lambda0 of the network sweeps
-sweep_size = 14  # learning rates per network sweep
-physical_time = 150.0  # training length eta * steps in units of 1 / lambda0
+sweep_size = 14  # learning rates per deep linear sweep
+edge_step = 0.4  # spacing of eta * lambda0 from 2.1 to 4.5 in the network sweeps
+high_rates = 7  # network rates above 5 / lambda0 (geometric up to lr_max_factor)
+physical_time = 250.0  # training length eta * steps in units of 1 / lambda0
 anneal_lr_factor = 1.0  # eta * lambda0 of the final small-LR phase
 anneal_steps = 30  # steps of the final small-LR phase
 lanczos_iters = 12  # Lanczos iterations per top eigenvalue
+eos_n_train = 1000  # CIFAR-10 training images of the edge-of-stability runs (Cohen et al.: 5000)
+eos_width = 100  # width of the two tanh hidden layers (Cohen et al.'s fc-tanh: 200)
+eos_lrs = 3  # learning rates of the edge-of-stability runs
+eos_edge_min = 1.15  # smallest 2/eta, in units of the sharpness at initialisation
+eos_edge_max = 1.35  # largest 2/eta, in units of the sharpness at initialisation
+eos_steps = 700  # gradient descent steps of each edge-of-stability run
+eos_every = 50  # steps between sharpness measurements
 dl_width = 64  # width of the deep linear networks
 dl_depth = 3  # layers of the deep linear networks (hidden layers + readout)
 dl_dim = 10  # input dimension of the synthetic classification data
@@ -80,13 +89,14 @@ from IPython.display import Markdown, display
 
 from repro.experiments import catapult
 from repro.plotting import PALETTE, figure, reference_line
-from repro.report import book_style, provenance_table, show_parameters, show_recorded
+from repro.regime import Regime, at_most, regime_table
+from repro.report import book_style, number, provenance_table, show_parameters, show_recorded
 
 book_style()
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*")  # raised inside torch on import, not ours
 params = catapult.Params.from_namespace(globals())
 results = catapult.run(params)
-uvr, nets, linear = results.uv, results.nets, results.linear
+uvr, nets, linear, eos = results.uv, results.nets, results.linear, results.eos
 show_parameters(params, preset)
 
 # %% tags=["hide-input"]
@@ -123,9 +133,11 @@ def net_edges_table(r):
         s = r.metrics[kind]
         rows.append({"network": net_label(kind, r), "parameters": s["parameters"],
                      "lambda0 (NTK, J J^T / m)": s["lambda0"], "top Hessian eigenvalue at init": s["hessian0"],
+                     "initial loss (centred output)": s["initial_loss"],
                      "first catapult (eta lambda0)": s["lr_crit"], "first divergence (eta lambda0)": s["lr_max"],
                      "largest stable (eta lambda0)": s["last_stable"],
-                     "largest with train accuracy >= 90% of best": s["last_useful"],
+                     f"largest with train accuracy >= {catapult.FIT_ACCURACY:.0%}": s["last_fit"],
+                     "best train accuracy": s["best_train_accuracy"],
                      "catapults ending with eta lambda_final < 2": s["catapult_below_edge"]})
     return pd.DataFrame(rows).set_index("network").T  # one column per network: fits the page
 
@@ -306,7 +318,10 @@ display(Markdown(
 # ## 2. Real networks, squared loss, full-batch gradient descent
 # A fixed random subset of the training images (standardised), one-hot targets, the squared loss above, and
 # three networks in NTK parameterisation ($\sigma_w^2=2$ for ReLU layers, no biases): ReLU MLPs of two widths
-# and a small CNN (Conv-ReLU-MaxPool twice, then a linear readout). For each network we measure $\lambda_0$,
+# and a small CNN (Conv-ReLU-MaxPool twice, then a linear readout). The output is centred, $f(x)-f_0(x)$, so that
+# every network starts at the zero output's loss, the lazy regime's starting point; a constant shift leaves the
+# Jacobian, hence $\lambda_0$, unchanged. The rates run every
+# `edge_step` from 2.1 to 4.5 so that both edges, 2 and 4, are resolved. For each network we measure $\lambda_0$,
 # then train one run per learning rate for the same *physical time* $\eta\cdot$steps, then continue each run for
 # a short phase at a small rate. We record the loss at every step, $\lambda$ (the NTK's top eigenvalue) at the
 # end and, for three rates, along training. The top eigenvalue of the loss Hessian at initialisation is shown
@@ -325,17 +340,63 @@ net_trajectory_figure(nets)
 
 # %% tags=["hide-input"]
 accuracy_figure(nets)
-acc = pd.DataFrame([{"network": net_label(k, nets), "best eta lambda0": nets.metrics[k]["best_lr_factor"],
-                     "best test accuracy": nets.metrics[k]["best_test_accuracy"],
-                     "best lazy (eta lambda0 < 2)": nets.metrics[k]["best_lazy_test_accuracy"],
-                     "best eta lambda0, + small-LR phase": nets.metrics[k].get("best_lr_factor_annealed"),
-                     "best, + small-LR phase": nets.metrics[k].get("best_test_accuracy_annealed"),
-                     "best lazy, + small-LR phase": nets.metrics[k].get("best_lazy_test_accuracy_annealed")}
-                    for k in catapult.NETS]).set_index("network")
-display(acc)
+def accuracy_table(r):
+    rows = []
+    for k in catapult.NETS:
+        s = r.metrics[k]
+        for run, suf in (("after the main run", ""), ("+ small-LR phase", "_annealed")):
+            rows += [{"network": net_label(k, r), "when": run, "side": side,
+                      "eta lambda0": s[f"best_{side}_lr_factor{suf}"],
+                      "test accuracy": s[f"best_{side}_test_accuracy{suf}"],
+                      "train accuracy": s[f"best_{side}_train_accuracy{suf}"]} for side in ("lazy", "catapult")]
+    return pd.DataFrame(rows).set_index(["network", "when", "side"])
+
+
+display(accuracy_table(nets))
+
+# %% [markdown]
+# ## 3. The edge of stability (Cohen et al. 2021)
+# Cohen, Kaur, Li, Kolter and Talwalkar ({cite}`cohen2021gradient`) follow the loss Hessian's top eigenvalue, the
+# *sharpness*, along full-batch gradient descent: it rises (*progressive sharpening*) until it reaches $2/\eta$,
+# where a quadratic model would diverge, and then hovers there while the loss keeps falling, non-monotonically.
+# Their setting, scaled down: Cohen et al.'s fc-tanh (two tanh hidden layers with biases, PyTorch's default
+# initialisation; `eos_width` units here, 200 there) on `eos_n_train` CIFAR-10 images (5,000 there), per-channel
+# standardised, the squared loss $\frac1{2m}\sum_i\lVert f(x_i)-y_i\rVert^2$ on one-hot targets; the
+# sharpness by Lanczos on Hessian-vector products (the code of section 2) every `eos_every` steps. Each run's
+# $2/\eta$ is set above the sharpness at initialisation (from `eos_edge_min` to `eos_edge_max` times it), so the
+# run starts stable and only sharpening can bring it to the edge.
+
+# %% tags=["hide-input"]
+def eos_figure(r):
+    fig, axes = figure(ncols=2, width=5.0, height=3.6)
+    colors = [PALETTE[c] for c in ("small_lr", "large_lr_anneal", "small_lr_noise", "ours", "test")]
+    for d, color in zip(r.data.values(), colors, strict=False):
+        s = d["summary"]
+        axes[0].plot(d["sharpness_steps"], d["sharpness"], "o-", ms=2.5, color=color,
+                     label=f"2/eta = {s['edge']:.3g}")
+        axes[0].axhline(s["edge"], color=color, ls="--", lw=1)
+        axes[1].plot(d["loss_steps"], d["loss"], color=color, label=f"eta = {s['lr']:.3g}")
+    axes[0].set(xlabel="step", ylabel="sharpness (top Hessian eigenvalue)",
+                title="sharpness; dashed: 2/eta of the same run")
+    axes[1].set(yscale="log", xlabel="step", ylabel="train loss", title="the loss")
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+
+
+def eos_table(r):
+    rows = [{"eta": s["lr"], "2/eta": s["edge"], "sharpness at init": s["sharpness0"],
+             "largest sharpness / (2/eta)": s["max_sharpness_ratio"], "first step at 0.9 * 2/eta": s["reached_at"],
+             "median sharpness / (2/eta), last third": s["median_ratio_last_third"],
+             "final / initial loss": s["loss_drop"], "train accuracy": s["train_accuracy"]}
+            for s in r.metrics.values()]
+    return pd.DataFrame(rows).set_index("eta")
+
+
+eos_figure(eos)
+display(eos_table(eos))
 
 # %% [markdown] tags=["details"]
-# ## 3. Deep linear networks with the logistic loss (Huang et al.)
+# ## 4. Deep linear networks with the logistic loss (Huang et al.)
 # A linear network of `dl_depth` layers in NTK parameterisation, $f(x)=W_L\cdots W_1x$ with the scalings above,
 # and the logistic loss $\frac1m\sum_i\log(1+e^{-y_if(x_i)})$, on three kinds of data in `dl_dim` dimensions:
 # **degenerate** (every input the same point, labels $\pm1$ in turn: a minimum exists, in one direction),
@@ -399,7 +460,7 @@ for ax, kind in zip(axes[1:], ("nonseparable", "separable"), strict=True):
     ax.legend(fontsize=6)
 
 # %% [markdown] tags=["details"]
-# ## 4. Not done here: loss spikes of small-batch SGD
+# ## 5. Not done here: loss spikes of small-batch SGD
 # Zhu, Liu, Radhakrishnan and Belkin (2023) read the loss spikes of small-batch SGD as catapults and count more of
 # them at smaller batch sizes. This chapter does not run that experiment: it stays with full-batch gradient
 # descent, where the regimes are defined.
@@ -425,36 +486,43 @@ verdict = [
     + f"(uv model, degenerate data: first catapult at {fmt(m['uv_logistic_lr_crit'])}; "
     + ("no divergence up to 64/lambda0)." if not m["uv_logistic_diverged_up_to_64"] else "divergence below 64)."),
 ]
+regimes = []
 for kind in catapult.NETS:
     s = nets.metrics[kind]
-    crit_ok = not math.isnan(s["lr_crit"]) and s["lr_crit"] <= 3
+    label = net_label(kind, nets)
+    phase_regime, fit_regime = catapult.net_regimes(kind, s, label)
+    regimes += [phase_regime, fit_regime]
+    crit_ok = not math.isnan(s["lr_crit"]) and s["last_lazy"] < 2 < s["lr_crit"] <= 2 + 2 * nets.config["edge_step"]
     flat = s["catapult_below_edge"]
     top = s["lr_max"]
     where = ("no run diverged up to " + fmt(s["last_stable"], 1) + "/lambda0" if math.isnan(top) else
              f"divergence starts between {fmt(s['last_stable'], 1)} and {fmt(top, 1)} (in units of 1/lambda0; "
              + ("nearer the uv theory's 4" if abs(math.log(top / 4)) < abs(math.log(top / 12)) else
                 "nearer the paper's ~12 for ReLU nets") + ")")
-    gain = s["best_test_accuracy"] - s["best_lazy_test_accuracy"]
-    best_outcome = next((r["outcome"] for r in nets.data[kind]["runs"] if r["lr_factor"] == s["best_lr_factor"]),
-                        "none")
+    phase_text = ("catapult reproduced" if crit_ok and flat == flat and flat >= 0.8 else
+                  "catapult partly reproduced" if crit_ok or (flat == flat and flat > 0) else "catapult not reproduced")
+    fit_text = (f"train accuracy ≥ {catapult.FIT_ACCURACY:.0%} up to {fmt(s['last_fit'], 2)}/lambda0"
+                if s["last_fit"] == s["last_fit"] else
+                f"no rate reaches train accuracy {catapult.FIT_ACCURACY:.0%} (best {s['best_train_accuracy']:.3f})")
+    gains = []
+    for suf, when in (("", "after the main run"), ("_annealed", "after the small-LR phase")):
+        lt, ct = s[f"best_lazy_test_accuracy{suf}"], s[f"best_catapult_test_accuracy{suf}"]
+        gains.append((ct - lt, f"{when}, best catapult-window rate {fmt(s[f'best_catapult_lr_factor{suf}'])} "
+                      f"test accuracy {number(ct)} vs best lazy rate {fmt(s[f'best_lazy_lr_factor{suf}'])} "
+                      f"{number(lt)}"))
+    better = [g > 0.005 for g, _ in gains if g == g]  # a difference under half a point counts as none
+    gen_text = ("catapult window generalises better" if better and all(better) else
+                "no better generalisation in the catapult window" if not any(better) else
+                "mixed: the two comparisons disagree")
     verdict.append(
-        f"- **{net_label(kind, nets)}: " + ("catapult reproduced" if crit_ok and flat == flat and flat >= 0.8 else
-                                            "catapult partly reproduced" if crit_ok or (flat == flat and flat > 0)
-                                            else "catapult not reproduced") + ".** "
-        + f"lambda0 = {s['lambda0']:.3g}; the first loss spike is at eta lambda0 = {fmt(s['lr_crit'])}; "
+        f"- **{label}: {phase_regime.verdict(phase_text)}.** "
+        f"lambda0 = {s['lambda0']:.3g}; initial loss {number(s['initial_loss'])} (zero output: 0.5); the first loss "
+        f"spike is at eta lambda0 = {fmt(s['lr_crit'])} (last lazy rate {fmt(s['last_lazy'])}); "
         + (f"{flat:.0%} of the catapult runs end below the edge eta lambda_final < 2; " if flat == flat else "")
-        + where + f"; training still fits the data (train accuracy at least 90% of the best) up to "
-        f"{fmt(s['last_useful'], 1)}/lambda0"
-        + (", and larger stable rates end in a nearly constant network (train accuracy near chance). "
-           if s["last_useful"] < s["last_stable"] else ". ")
-        + ("At equal physical time the best test accuracy is in the catapult window "
-           if best_outcome == "catapult" else "At equal physical time the best test accuracy is on the lazy side ")
-        + f"({s['best_test_accuracy']:.3f} at eta lambda0 = {s['best_lr_factor']:.2g}, vs "
-          f"{s['best_lazy_test_accuracy']:.3f} for the best lazy rate, a difference of {gain:+.3f}"
-          f" on {nets.config['n_test']} test images)"
-        + (f"; after the small-LR phase the best is at eta lambda0 = {s['best_lr_factor_annealed']:.2g}"
-           f" ({s['best_test_accuracy_annealed']:.3f} vs {s['best_lazy_test_accuracy_annealed']:.3f} lazy)."
-           if "best_test_accuracy_annealed" in s else "."))
+        + where + f"; {fit_text}. {phase_regime.sentence()}")
+    verdict.append(
+        f"- **{label}, generalisation at equal physical time: {fit_regime.verdict(gen_text)}.** "
+        + "; ".join(t for _, t in gains) + f" (on {nets.config['n_test']} test images). {fit_regime.sentence()}")
 for kind in catapult.DATA_KINDS:
     s = linear.metrics[kind]
     flatter = s["sharpness_catapult"] < s["sharpness_lazy"]
@@ -468,9 +536,15 @@ for kind in catapult.DATA_KINDS:
                  + (f", {s['sharpness_catapult']:.3g} catapult" if has_cat else "") + "), so flatness says "
                  "little about the rate here, as Huang et al. argue.")
     else:
-        text += ("flatter minimum in the catapult phase: reproduced" if has_cat and flatter else
-                 "no catapult run in the sweep" if not has_cat else "flatter minimum not reproduced")
-        text += (f".** First catapult at eta lambda0 = {fmt(s['lr_crit'])} (8 if the minimum had outputs near 0; "
+        # a flatter *minimum* needs runs that reached the minimum: every stable run ends at the same loss
+        final = [r["final_loss"] for r in linear.data[kind]["runs"] if not r["diverged"]]
+        reg = Regime(f"deep linear, {kind} data", "runs that reached the minimum",
+                     [at_most("largest / smallest final loss of the stable runs", max(final) / min(final), 1.01)])
+        regimes.append(reg)
+        text += reg.verdict("flatter minimum in the catapult phase: reproduced" if has_cat and flatter else
+                            "no catapult run in the sweep" if not has_cat else "flatter minimum not reproduced")
+        text += (f".** {reg.sentence()} First catapult at eta lambda0 = {fmt(s['lr_crit'])} (8 if the minimum had "
+                 "outputs near 0; "
                  f"{fmt(s['lr_crit_from_minimum'])} from the curvature of the small-rate minimum); median "
                  f"lambda_H {s['sharpness_lazy']:.3g} (lazy) vs {fmt(s['sharpness_catapult'], 3)} (catapult).")
         if kind == "nonseparable" and has_cat:
@@ -481,25 +555,55 @@ for kind in catapult.DATA_KINDS:
                         "no better generalisation at this scale." if d > -0.005 else
                         "worse generalisation in the catapult phase at this scale."))
     verdict.append(text)
+eos_ok = []
+for s in eos.metrics.values():
+    reg = catapult.eos_regime(s, f"fc-tanh at 2/eta = {s['edge']:.3g}")
+    regimes.append(reg)
+    eos_ok.append(reg.verdict("yes" if catapult.eos_hovers(s) else "no"))
+    verdict.append(
+        f"- **Edge of stability at 2/eta = {s['edge']:.3g} (Cohen et al. 2021): "
+        + reg.verdict("reproduced" if catapult.eos_hovers(s) else "not reproduced") + ".** "
+        f"The sharpness rises from {number(s['sharpness0'])} to {number(s['max_sharpness_ratio'])} times 2/eta "
+        f"(first at 0.9 * 2/eta at step {fmt(s['reached_at'], 0)} of {eos.config['eos_steps']}); its median over "
+        f"the last third of training is {number(s['median_ratio_last_third'])} times 2/eta (band "
+        f"{catapult.EOS_BAND[0]:g} to {catapult.EOS_BAND[1]:g}); the loss fell to {number(s['loss_drop'])} of its "
+        f"start. {reg.sentence()}")
+if len(set(eos_ok)) > 1:
+    verdict.append("- **Edge of stability: the learning rates disagree** (" + ", ".join(
+        f"2/eta = {s['edge']:.3g}: {v}" for s, v in zip(eos.metrics.values(), eos_ok, strict=True)) + ").")
 verdict.append("- **SGD loss spikes as catapults (Zhu et al. 2023): not run** in this chapter.")
 display(Markdown("\n".join(verdict)))
 
 # %% [markdown] tags=["details"]
+# ## Regime checks
+# What each network verdict needs, measured; a verdict whose regime was not reached reads "inconclusive at this
+# scale".
+
+# %% tags=["details"]
+display(regime_table(regimes))
+
+# %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
-# The `paper` preset (wider and deeper MLPs, more data, a finer sweep) is meant for one GPU. Where it has been
+# The `paper` preset (wider and deeper MLPs, more data, a finer sweep; the edge of stability on 5,000 CIFAR-10
+# images with Cohen et al.'s fc-tanh) is meant for one GPU. Where it has been
 # recorded with `--record`, the network figures are drawn from the recorded file below.
 
 # %% tags=["details"]
-rec = show_recorded("catapult_nets", catapult.VERSION, "catapult")
+rec = show_recorded("catapult_nets", catapult.NETS_VERSION, "catapult")
 if rec:
     display(net_edges_table(rec.result))
     net_phase_figure(rec.result)
     accuracy_figure(rec.result)
+rec_eos = show_recorded("catapult_eos", catapult.EOS_VERSION, "catapult")
+if rec_eos:
+    eos_figure(rec_eos.result)
+    display(eos_table(rec_eos.result))
 
 # %% [markdown] tags=["details"]
 # ## How these numbers were made
 
 # %% tags=["details"]
 display(provenance_table({"uv model (this page)": uvr, "networks (this page)": nets,
-                          "deep linear (this page)": linear,
-                          **{f"networks ({r.label})": r.result for r in [rec] if r}}))
+                          "deep linear (this page)": linear, "edge of stability (this page)": eos,
+                          **{f"networks ({r.label})": r.result for r in [rec] if r},
+                          **{f"edge of stability ({r.label})": r.result for r in [rec_eos] if r}}))

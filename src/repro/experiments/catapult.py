@@ -4,9 +4,11 @@ Three stored sub-experiments, each cached on its own:
 - `catapult_uv`: the uv model's exact dynamics (models/uv.py) for the squared and the logistic loss: phase
   diagram over eta * lambda0 and the width n, trajectories, and the width dependence of the spike.
 - `catapult_nets`: full-batch gradient descent with the squared loss on a real image subset, for NTK-
-  parameterised ReLU MLPs of two widths and a small CNN: lambda0, the sweep of eta * lambda0 from the lazy side
-  to divergence, the curvature along training and at the end, and test accuracy at equal physical time
-  eta * steps, with and without a final small-LR phase.
+  parameterised ReLU MLPs of two widths and a small CNN, with centred outputs f(x) - f0(x): lambda0, the sweep of
+  eta * lambda0 from the lazy side to divergence, the curvature along training and at the end, and train and
+  test accuracy at equal physical time eta * steps, with and without a final small-LR phase.
+- `catapult_eos`: the edge of stability (Cohen et al. 2021): full-batch gradient descent on a CIFAR-10 subset
+  with Cohen et al.'s fc-tanh network and the squared loss, the sharpness tracked along training, at several eta.
 - `catapult_linear`: deep linear networks with the logistic loss on degenerate, non-separable and separable
   data: where the lazy regime ends, the curvature reached, and test accuracy on the non-separable data.
 
@@ -32,10 +34,13 @@ from repro.device import get_device, num_threads
 from repro.metrics.hessian import functional, hessian_top_eigenvalue, ntk_top_eigenvalue
 from repro.models import uv
 from repro.models.ntk import NTKMLP, NTKConvNet
+from repro.regime import Regime, at_least, at_most
 from repro.store import Result, Store
 from repro.units import Unit, make_unit, run_unit
 
-VERSION = 1
+VERSION = 1  # the uv model and the deep linear nets
+NETS_VERSION = 2  # 2: centred outputs, a dense rate grid across the edges
+EOS_VERSION = 1
 
 # Predictions and reported values, in units of 1 / lambda0 (sources: /refs/papers.md sections 3 and 5).
 THEORY_LR_CRIT = 2.0  # Lewkowycz et al. 2020: lazy/catapult edge, squared loss
@@ -45,6 +50,11 @@ LOGISTIC_LR_CRIT = 8.0  # logistic loss at its minimum has curvature 1/4 of the 
 # A spike: the loss rises 1% above its lowest value so far (gradient descent in the lazy regime only lowers
 # it). Diverged: the loss is non-finite or 1e4 times its start.
 THRESHOLDS = {"spike": 1.01, "diverged": 1e4}
+# Regime checks of the networks (see net_regimes): a trained network fits its training set; a lazy start has the
+# zero output's loss (centred output) and an NTK that hardly moves at the smallest rate.
+FIT_ACCURACY = 0.99
+LAZY_START_LOSS = 1.05
+LAZY_NTK_CHANGE = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +73,26 @@ class Params(P.Params):
     n_train: int = P.param(256, "training images (a fixed random subset of the train split)", ge=16)
     n_test: int = P.param(2000, "test images for the test accuracy", ge=16)
     width_small: int = P.param(256, "hidden width of the narrower ReLU MLP (paper: 2048)", ge=8)
-    width_large: int = P.param(1024, "hidden width of the wider ReLU MLP", ge=8)
+    width_large: int = P.param(512, "hidden width of the wider ReLU MLP", ge=8)
     depth: int = P.param(1, "hidden layers of the MLPs (paper: 1 to 3)", ge=1, le=4)
-    cnn_channels: int = P.param(8, "filters of the CNN's first conv layer (second: twice that)", ge=1)
-    lr_max_factor: float = P.param(64.0, "largest eta * lambda0 of the network sweeps", gt=4)
-    sweep_size: int = P.param(14, "learning rates per network sweep", ge=4)
-    physical_time: float = P.param(150.0, "training length eta * steps in units of 1 / lambda0", gt=0)
+    cnn_channels: int = P.param(16, "filters of the CNN's first conv layer (second: twice that)", ge=1)
+    lr_max_factor: float = P.param(64.0, "largest eta * lambda0 of the network sweeps", gt=5)
+    sweep_size: int = P.param(14, "learning rates per deep linear sweep", ge=4)
+    edge_step: float = P.param(0.4, "spacing of eta * lambda0 from 2.1 to 4.5 in the network sweeps", gt=0, le=1)
+    high_rates: int = P.param(7, "network rates above 5 / lambda0 (geometric up to lr_max_factor)", ge=1)
+    physical_time: float = P.param(250.0, "training length eta * steps in units of 1 / lambda0", gt=0)
     anneal_lr_factor: float = P.param(1.0, "eta * lambda0 of the final small-LR phase", gt=0, lt=2)
     anneal_steps: int = P.param(30, "steps of the final small-LR phase", ge=0)
     lanczos_iters: int = P.param(12, "Lanczos iterations per top eigenvalue", ge=2)
+    # edge of stability (Cohen et al. 2021): full-batch GD on a CIFAR-10 subset, fc-tanh, squared loss
+    eos_n_train: int = P.param(1000, "CIFAR-10 training images of the edge-of-stability runs (Cohen et al.: 5000)",
+                               ge=16)
+    eos_width: int = P.param(100, "width of the two tanh hidden layers (Cohen et al.'s fc-tanh: 200)", ge=4)
+    eos_lrs: int = P.param(3, "learning rates of the edge-of-stability runs", ge=1)
+    eos_edge_min: float = P.param(1.15, "smallest 2/eta, in units of the sharpness at initialisation", gt=1)
+    eos_edge_max: float = P.param(1.35, "largest 2/eta, in units of the sharpness at initialisation", gt=1)
+    eos_steps: int = P.param(700, "gradient descent steps of each edge-of-stability run", ge=10)
+    eos_every: int = P.param(50, "steps between sharpness measurements", ge=1)
     # deep linear networks, logistic loss
     dl_width: int = P.param(64, "width of the deep linear networks", ge=2)
     dl_depth: int = P.param(3, "layers of the deep linear networks (hidden layers + readout)", ge=2)
@@ -86,11 +107,14 @@ class Params(P.Params):
         "smoke": {"uv_width_max": 1000, "uv_grid": 40, "uv_steps": 300, "uv_seeds": 1, "n_train": 64,
                   "n_test": 200, "width_small": 32, "width_large": 64, "cnn_channels": 4, "sweep_size": 6,
                   "lanczos_iters": 6, "physical_time": 30.0, "anneal_steps": 10, "dl_width": 16, "dl_n_train": 60,
-                  "dl_steps": 150},
+                  "dl_steps": 150, "edge_step": 0.8, "high_rates": 2, "eos_n_train": 128, "eos_width": 32,
+                  "eos_lrs": 2, "eos_steps": 60, "eos_every": 20},
         "paper": {"uv_width_max": 1_000_000, "uv_grid": 400, "uv_steps": 4000, "uv_seeds": 8,
                   "n_train": 2000, "n_test": 10_000, "width_small": 512, "width_large": 2048, "depth": 3,
                   "cnn_channels": 64, "sweep_size": 24, "physical_time": 1000.0, "anneal_steps": 500,
-                  "lanczos_iters": 30, "dl_width": 256, "dl_dim": 50, "dl_n_train": 1000, "dl_steps": 10_000},
+                  "lanczos_iters": 30, "dl_width": 256, "dl_dim": 50, "dl_n_train": 1000, "dl_steps": 10_000,
+                  "edge_step": 0.2, "high_rates": 12, "eos_n_train": 5000, "eos_width": 200, "eos_lrs": 4,
+                  "eos_edge_min": 1.5, "eos_edge_max": 3.0, "eos_steps": 5000, "eos_every": 25},
     }
 
     def check(self) -> None:
@@ -101,6 +125,12 @@ class Params(P.Params):
             if getattr(self, name) > SPLIT_SIZES[self.dataset][split]:
                 raise P.ConfigError(f"{name} ({getattr(self, name)}) exceeds the {SPLIT_SIZES[self.dataset][split]} "
                                     f"{self.dataset} {split} images; lower it.")
+        if self.eos_edge_min > self.eos_edge_max:
+            raise P.ConfigError(f"eos_edge_min ({self.eos_edge_min}) must not exceed eos_edge_max "
+                                f"({self.eos_edge_max}).")
+        if self.eos_n_train > SPLIT_SIZES["cifar10"]["train"]:
+            raise P.ConfigError(f"eos_n_train ({self.eos_n_train}) exceeds the {SPLIT_SIZES['cifar10']['train']} "
+                                f"cifar10 train images; lower it.")
         if self.uv_width > self.uv_width_max:
             raise P.ConfigError(f"uv_width ({self.uv_width}) must not exceed uv_width_max ({self.uv_width_max}).")
         if self.dl_n_train <= 2 * self.dl_dim:
@@ -108,7 +138,7 @@ class Params(P.Params):
                                 f"the noisy labels would be linearly separable.")
 
     def datasets(self) -> list[tuple[str, str]]:
-        return [(self.dataset, "train"), (self.dataset, "test")]
+        return [(self.dataset, "train"), (self.dataset, "test"), ("cifar10", "train")]
 
 
 def resolve_device(p: Params) -> torch.device:
@@ -119,6 +149,14 @@ def lr_grid(low_side: int, high_side: int, top: float, edge: float) -> np.ndarra
     """eta * lambda0 values: `low_side` evenly from edge/2 to 0.95 edge (lazy side), `high_side` geometric
     from 1.1 edge to `top`."""
     return np.concatenate([np.linspace(edge / 2, 0.95 * edge, low_side), np.geomspace(1.1 * edge, top, high_side)])
+
+
+def net_lr_grid(edge_step: float, high_rates: int, top: float) -> np.ndarray:
+    """eta * lambda0 of the network sweeps: two lazy rates (1 and 1.9), every edge_step from 2.1 to 4.5, so that
+    both the lazy edge 2 and the uv model's divergence edge 4 fall between neighbours no more than edge_step apart,
+    then high_rates geometric from 5 to `top` (the paper's ~12 for ReLU nets lies in that range)."""
+    window = np.arange(2.1, 4.5 + 1e-9, edge_step)
+    return np.concatenate([[1.0, 1.9], window, np.geomspace(5.0, top, high_rates)])
 
 
 def max_rise(loss: list[float] | torch.Tensor) -> float | torch.Tensor:
@@ -287,11 +325,22 @@ def gd_squared_loss(apply, theta: torch.Tensor, x: torch.Tensor, t: torch.Tensor
     return {"theta": theta, "loss": losses, "diverged": diverged, "measured": measured}
 
 
-def accuracy(apply, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, batch: int = 2000) -> float:
+def accuracy(apply, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, offset: torch.Tensor | None = None,
+             batch: int = 2000) -> float:
+    """Accuracy of argmax(f(x) - offset): the offset is the output at initialisation for a centred network."""
     with torch.no_grad():
-        hits = sum(int((apply(theta, x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
-                   for i in range(0, len(y), batch))
+        hits = 0
+        for i in range(0, len(y), batch):
+            out = apply(theta, x[i:i + batch])
+            if offset is not None:
+                out = out - offset[i:i + batch]
+            hits += int((out.argmax(1) == y[i:i + batch]).sum())
     return hits / len(y)
+
+
+def outputs_at(apply, theta: torch.Tensor, x: torch.Tensor, batch: int = 2000) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([apply(theta, x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
 def _thin(curve: list[float], keep: int = 400) -> tuple[list[int], list[float]]:
@@ -303,10 +352,16 @@ def _thin(curve: list[float], keep: int = 400) -> tuple[list[int], list[float]]:
 
 def net_sweep(kind: str, p: Params, data: dict[str, torch.Tensor], device: torch.device) -> dict:
     """lambda0 at initialisation, then one run per eta * lambda0 on the grid, each for physical time
-    eta * steps = physical_time / lambda0, then anneal_steps at eta = anneal_lr_factor / lambda0."""
+    eta * steps = physical_time / lambda0, then anneal_steps at eta = anneal_lr_factor / lambda0.
+
+    The network's output is centred, f(x) - f0(x), as in the NTK setups of Lewkowycz et al.: the initial loss is
+    then that of the zero output, the lazy regime's starting point. Centring by a constant leaves the Jacobian,
+    so lambda0 and every NTK and Hessian eigenvalue, unchanged; it is done by shifting the targets by f0."""
     model = make_net(kind, p, tuple(data["x"].shape[1:]), int(data["t"].shape[1])).to(device)
     theta0, apply = functional(model)
-    x, t, m = data["x"], data["t"], data["x"].shape[0]
+    x, m = data["x"], data["x"].shape[0]
+    f0, f0_test = outputs_at(apply, theta0, x), outputs_at(apply, theta0, data["x_test"])
+    t = data["t"] + f0  # |f - t|^2 = |(f - f0) - onehot|^2
 
     def outputs(th):
         return apply(th, x)
@@ -316,10 +371,9 @@ def net_sweep(kind: str, p: Params, data: dict[str, torch.Tensor], device: torch
 
     lambda0 = ntk_top_eigenvalue(outputs, theta0, p.lanczos_iters, seed=p.seed)
     hessian0 = hessian_top_eigenvalue(loss, theta0, p.lanczos_iters, seed=p.seed)
-    n_low = max(2, p.sweep_size // 4)
-    grid = lr_grid(n_low, p.sweep_size - n_low, p.lr_max_factor, THEORY_LR_CRIT)
+    grid = net_lr_grid(p.edge_step, p.high_rates, p.lr_max_factor)
     # curvature along training for three representative rates: lazy, catapult, deep in the window
-    tracked = {float(grid[np.abs(grid - c).argmin()]) for c in (1.5, 3.0, 8.0)}
+    tracked = {float(grid[np.abs(grid - c).argmin()]) for c in (1.0, 3.0, 8.0)}
     runs = []
     for c in tqdm(grid, desc=f"{kind}: eta * lambda0", leave=False, disable=None):
         c = float(c)
@@ -339,47 +393,83 @@ def net_sweep(kind: str, p: Params, data: dict[str, torch.Tensor], device: torch
             theta = run["theta"]
             lam_final = ntk_top_eigenvalue(outputs, theta, p.lanczos_iters, seed=p.seed)
             row.update(lambda_final=lam_final, lr_lambda_final=lr * lam_final,
-                       train_accuracy=accuracy(apply, theta, x, data["y"]),
-                       test_accuracy=accuracy(apply, theta, data["x_test"], data["y_test"]))
+                       train_accuracy=accuracy(apply, theta, x, data["y"], f0),
+                       test_accuracy=accuracy(apply, theta, data["x_test"], data["y_test"], f0_test))
             if p.anneal_steps:
                 small = gd_squared_loss(apply, theta, x, t, p.anneal_lr_factor / lambda0, p.anneal_steps)
                 if not small["diverged"]:
                     row.update(final_loss_annealed=small["loss"][-1],
+                               train_accuracy_annealed=accuracy(apply, small["theta"], x, data["y"], f0),
                                test_accuracy_annealed=accuracy(apply, small["theta"], data["x_test"],
-                                                               data["y_test"]))
+                                                               data["y_test"], f0_test))
         runs.append(row)
+    return {"summary": summarise_sweep(kind, runs, theta0.numel(), lambda0, hessian0, float(loss(theta0))),
+            "runs": runs}
+
+
+def _best(runs: list[dict], key: str) -> dict | None:
+    return max(runs, key=lambda r: r[key], default=None)
+
+
+def summarise_sweep(kind: str, runs: list[dict], parameters: int, lambda0: float, hessian0: float,
+                    initial_loss: float) -> dict:
+    """Edges, curvature and the generalisation comparison of one sweep: the best lazy rate (eta lambda0 < 2)
+    against the best rate in the catapult window (a run whose loss spiked and then converged), each with the
+    train accuracy it reached, after the main run and after the small-LR phase."""
     factors = [r["lr_factor"] for r in runs]
     finite = [r for r in runs if not r["diverged"]]
-    best = max(finite, key=lambda r: r["test_accuracy"]) if finite else None
-    lazy_best = max((r for r in finite if r["lr_factor"] < THEORY_LR_CRIT), key=lambda r: r["test_accuracy"],
-                    default=None)
+    lazy_side = [r for r in finite if r["lr_factor"] < THEORY_LR_CRIT]
     catapult = [r for r in finite if r["outcome"] == "catapult"]
+    smallest = runs[0]
     summary = {
-        "kind": kind, "parameters": int(theta0.numel()), "lambda0": lambda0, "hessian0": hessian0,
+        "kind": kind, "parameters": int(parameters), "lambda0": lambda0, "hessian0": hessian0,
+        "initial_loss": initial_loss,
+        # the lazy regime's signature at the smallest rate: the NTK hardly moves and the loss only falls
+        "lazy_lambda_change": (abs(smallest["lambda_final"] / lambda0 - 1) if not smallest["diverged"]
+                               else math.nan),
+        "smallest_rate_outcome": smallest["outcome"],
         "lr_crit": first_above(factors, [r["outcome"] != "lazy" for r in runs]),
+        "last_lazy": max((r["lr_factor"] for r in runs if r["outcome"] == "lazy"), default=math.nan),
         "lr_max": first_above(factors, [r["diverged"] for r in runs]),
         "last_stable": max((r["lr_factor"] for r in finite), default=math.nan),
-        # a large rate can end in a dead network (constant output) rather than diverge: the largest rate whose
-        # train accuracy is still at least 90% of the best one
-        "last_useful": max((r["lr_factor"] for r in finite
-                            if r["train_accuracy"] >= 0.9 * max(x["train_accuracy"] for x in finite)),
-                           default=math.nan),
+        "best_train_accuracy": max((r["train_accuracy"] for r in finite), default=math.nan),
+        # the largest rate at which the network still fits its training set (train accuracy >= FIT_ACCURACY)
+        "last_fit": max((r["lr_factor"] for r in finite if r["train_accuracy"] >= FIT_ACCURACY), default=math.nan),
         "catapult_below_edge": (sum(r["lr_lambda_final"] < 2 for r in catapult) / len(catapult)
                                 if catapult else math.nan),
-        "best_lr_factor": best["lr_factor"] if best else math.nan,
-        "best_test_accuracy": best["test_accuracy"] if best else math.nan,
-        "best_lazy_test_accuracy": lazy_best["test_accuracy"] if lazy_best else math.nan,
     }
-    if p.anneal_steps and finite:
-        annealed = [r for r in finite if "test_accuracy_annealed" in r]
-        if annealed:
-            b = max(annealed, key=lambda r: r["test_accuracy_annealed"])
-            lb = max((r for r in annealed if r["lr_factor"] < THEORY_LR_CRIT),
-                     key=lambda r: r["test_accuracy_annealed"], default=None)
-            summary.update(best_lr_factor_annealed=b["lr_factor"],
-                           best_test_accuracy_annealed=b["test_accuracy_annealed"],
-                           best_lazy_test_accuracy_annealed=lb["test_accuracy_annealed"] if lb else math.nan)
-    return {"summary": summary, "runs": runs}
+    for suffix, key in (("", "test_accuracy"), ("_annealed", "test_accuracy_annealed")):
+        train_key = key.replace("test", "train")
+        lb = _best([r for r in lazy_side if key in r], key)
+        cb = _best([r for r in catapult if key in r], key)
+        summary.update({f"best_lazy_lr_factor{suffix}": lb["lr_factor"] if lb else math.nan,
+                        f"best_lazy_test_accuracy{suffix}": lb[key] if lb else math.nan,
+                        f"best_lazy_train_accuracy{suffix}": lb[train_key] if lb else math.nan,
+                        f"best_catapult_lr_factor{suffix}": cb["lr_factor"] if cb else math.nan,
+                        f"best_catapult_test_accuracy{suffix}": cb[key] if cb else math.nan,
+                        f"best_catapult_train_accuracy{suffix}": cb[train_key] if cb else math.nan})
+    return summary
+
+
+def net_regimes(kind: str, s: dict, label: str) -> tuple[Regime, Regime]:
+    """The two regimes a network's verdicts need. Phase labels: a network that starts lazy, its centred output's
+    loss at most LAZY_START_LOSS times the zero output's (1/2 for one-hot targets), and whose smallest rate stays
+    lazy (loss monotone, NTK within LAZY_NTK_CHANGE of lambda0). The generalisation comparison: both compared
+    networks fit their training set (train accuracy >= FIT_ACCURACY), since Lewkowycz et al. compare trained
+    networks."""
+    phase = Regime(f"{label}, phase labels", "a network that starts in the lazy regime", [
+        at_most("initial loss / zero-output loss", s["initial_loss"] / 0.5, LAZY_START_LOSS),
+        at_most("smallest rate: |lambda_final / lambda0 - 1|", s["lazy_lambda_change"], LAZY_NTK_CHANGE),
+        at_most("smallest rate: largest loss rise (1 = none)", 1.0 if s["smallest_rate_outcome"] == "lazy"
+                else 2.0, 1.0)])
+    fit = Regime(f"{label}, generalisation", "networks that fit their training set", [
+        at_least("train accuracy, best lazy rate", s["best_lazy_train_accuracy"], FIT_ACCURACY),
+        at_least("train accuracy, best catapult rate", s["best_catapult_train_accuracy"], FIT_ACCURACY),
+        at_least("train accuracy, best lazy rate + small-LR phase", s["best_lazy_train_accuracy_annealed"],
+                 FIT_ACCURACY),
+        at_least("train accuracy, best catapult rate + small-LR phase", s["best_catapult_train_accuracy_annealed"],
+                 FIT_ACCURACY)])
+    return phase, fit
 
 
 NETS = ("mlp_small", "mlp_large", "cnn")
@@ -396,6 +486,104 @@ def nets_experiment(parts: dict[str, Result]) -> dict:
     """The three networks' sweeps, merged from their units."""
     return {"metrics": {kind: parts[kind].data["summary"] for kind in NETS},
             "data": {kind: parts[kind].data for kind in NETS}}
+
+
+# ------------------------------------------------------------------------------- edge of stability (Cohen et al.)
+
+# Cohen et al. 2021: under full-batch GD the sharpness (top Hessian eigenvalue) rises to 2/eta and hovers there.
+# Reached: sharpness at least EOS_REACH * 2/eta. Hovering: the median sharpness over the last third of training
+# within EOS_BAND * 2/eta; with the squared loss Cohen et al. see it oscillate just above 2/eta, and a 12-step
+# Lanczos estimate is good to a few percent, so a band of -10% / +20% around 2/eta.
+EOS_REACH = 0.9
+EOS_BAND = (0.9, 1.2)
+EOS_LOSS_DROP = 0.5  # trained: final loss at most half the initial loss
+EOS_REACH_BY = 2 / 3  # the edge reached within the first two thirds, so the last third is all at the edge
+
+
+def eos_net(p: Params) -> torch.nn.Module:
+    """Cohen et al.'s fc-tanh (two tanh hidden layers with biases, PyTorch's default initialisation), narrower
+    at book scale; built on the CPU from the seed, so the weights are the same on every device."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(p.seed)
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, p.eos_width), torch.nn.Tanh(),
+                                   torch.nn.Linear(p.eos_width, p.eos_width), torch.nn.Tanh(),
+                                   torch.nn.Linear(p.eos_width, 10))
+
+
+def eos_edges(p: Params, sharpness0: float) -> np.ndarray:
+    """The runs' 2/eta, from eos_edge_min to eos_edge_max times the sharpness at initialisation: each run starts
+    stable (sharpness below 2/eta), so reaching the edge needs progressive sharpening."""
+    return np.linspace(p.eos_edge_min, p.eos_edge_max, p.eos_lrs) * sharpness0
+
+
+def eos_run(p: Params, index: int, device: torch.device) -> dict:
+    """Full-batch GD at eta = 2 / eos_edges[index] on eos_n_train CIFAR-10 images (per-channel standardised,
+    one-hot targets, L = (1/2m) sum |f - y|^2 as Cohen et al.), with the sharpness every eos_every steps."""
+    train = load_dataset("cifar10", "train", device).subset(p.eos_n_train, torch.Generator().manual_seed(p.seed))
+    x = train.x.float() / 255
+    x = (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)
+    t, m = F.one_hot(train.y, 10).float(), x.shape[0]
+    theta, apply = functional(eos_net(p).to(device))
+
+    def loss_fn(th):
+        return 0.5 * (apply(th, x) - t).pow(2).sum() / m
+
+    def sharpness(th):
+        return hessian_top_eigenvalue(loss_fn, th, p.lanczos_iters, seed=p.seed)
+
+    sharpness0 = sharpness(theta)
+    edge = float(eos_edges(p, sharpness0)[index])
+    lr = 2 / edge
+    grad_and_loss = torch.func.grad_and_value(loss_fn)
+    losses, measured, diverged = [], [], False
+    for step in range(p.eos_steps + 1):
+        if step % p.eos_every == 0 or step == p.eos_steps:
+            measured.append((step, sharpness(theta)))
+        if step == p.eos_steps:
+            losses.append(float(loss_fn(theta)))
+            break
+        g, loss = grad_and_loss(theta)
+        losses.append(float(loss))
+        if not math.isfinite(losses[-1]) or losses[-1] > THRESHOLDS["diverged"] * losses[0]:
+            diverged = True
+            break
+        theta = theta - lr * g
+    steps, sharp = zip(*measured, strict=True)
+    ratio = np.array(sharp) / edge
+    reached = [s for s, r in zip(steps, ratio, strict=True) if r >= EOS_REACH]
+    last = ratio[np.array(steps) >= p.eos_steps * (1 - 1 / 3)]
+    summary = {"lr": lr, "edge": edge, "sharpness0": sharpness0, "diverged": diverged,
+               "initial_loss": losses[0], "final_loss": losses[-1], "loss_drop": losses[-1] / losses[0],
+               "max_sharpness_ratio": float(ratio.max()),
+               "reached_at": float(reached[0]) if reached else math.nan,
+               "reached_fraction": reached[0] / p.eos_steps if reached else math.nan,
+               "median_ratio_last_third": float(np.median(last)) if len(last) else math.nan,
+               "train_accuracy": accuracy(apply, theta, x, train.y)}
+    return {"summary": summary, "sharpness_steps": list(steps), "sharpness": list(sharp),
+            "loss_steps": _thin(losses)[0], "loss": _thin(losses)[1]}
+
+
+def eos_unit(index: int, p: Params) -> dict:
+    out = eos_run(p, index, resolve_device(p))
+    return {"metrics": out["summary"], "data": out}
+
+
+def eos_experiment(parts: dict[str, Result]) -> dict:
+    keys = sorted(parts, key=int)
+    return {"metrics": {k: parts[k].data["summary"] for k in keys}, "data": {k: parts[k].data for k in keys}}
+
+
+def eos_regime(s: dict, label: str) -> Regime:
+    """What the edge-of-stability verdict needs: a network that trained, and a sharpness that reached the edge
+    early enough that the last third of training is all at it."""
+    return Regime(label, "a network that trained and whose sharpness reached 2/eta", [
+        at_most("final loss / initial loss", s["loss_drop"], EOS_LOSS_DROP),
+        at_least("largest sharpness / (2/eta)", s["max_sharpness_ratio"], EOS_REACH),
+        at_most("first step at 0.9 * 2/eta, fraction of training", s["reached_fraction"], EOS_REACH_BY)])
+
+
+def eos_hovers(s: dict) -> bool:
+    return EOS_BAND[0] <= s["median_ratio_last_third"] <= EOS_BAND[1]
 
 
 # ----------------------------------------------------------------------------------- deep linear, logistic loss
@@ -526,8 +714,10 @@ def linear_experiment(parts: dict[str, Result]) -> dict:
 UV_FIELDS = ("seed", "uv_width", "uv_width_max", "uv_grid", "uv_steps", "uv_seeds")
 LINEAR_FIELDS = ("seed", "device", "sweep_size", "lanczos_iters", *(f.name for f in dataclasses.fields(Params)
                                                                       if f.name.startswith("dl_")))
+EOS_FIELDS = ("seed", "device", "lanczos_iters", *(f.name for f in dataclasses.fields(Params)
+                                                 if f.name.startswith("eos_")))
 NET_FIELDS = tuple(f.name for f in dataclasses.fields(Params)
-                   if f.name not in UV_FIELDS[1:] and not f.name.startswith("dl_"))
+                   if f.name not in UV_FIELDS[1:] and not f.name.startswith(("dl_", "eos_")))
 
 
 @dataclasses.dataclass
@@ -535,11 +725,13 @@ class Results:
     uv: Result
     nets: Result
     linear: Result
+    eos: Result
 
 
 def units(p: Params) -> list[Unit]:
-    """The uv model (on the CPU, one thread), then one unit per network's learning-rate sweep and one per data
-    kind of the deep linear nets. None is a bench network's SGD training, so none has a time estimate."""
+    """The uv model (on the CPU, one thread), then one unit per network's learning-rate sweep, one per data
+    kind of the deep linear nets and one per edge-of-stability learning rate. None is a bench network's SGD
+    training, so none has a time estimate."""
     cfg = p.to_dict()
     device = resolve_device(p)
 
@@ -549,12 +741,15 @@ def units(p: Params) -> list[Unit]:
 
     found = [make_unit("catapult", "uv", "catapult_uv", VERSION, {k: cfg[k] for k in UV_FIELDS}, uv_single_thread,
                        "cpu")]
-    found += [make_unit("catapult", f"nets/{kind}", "catapult_net", VERSION,
+    found += [make_unit("catapult", f"nets/{kind}", "catapult_net", NETS_VERSION,
                         {**{k: cfg[k] for k in NET_FIELDS}, "network": kind}, lambda kind=kind: net_unit(kind, p),
                         device) for kind in NETS]
     found += [make_unit("catapult", f"linear/{kind}", "catapult_linear_kind", VERSION,
                         {**{k: cfg[k] for k in LINEAR_FIELDS}, "data_kind": kind},
                         lambda kind=kind: linear_unit(kind, p), device) for kind in DATA_KINDS]
+    found += [make_unit("catapult", f"eos/{i}", "catapult_eos_run", EOS_VERSION,
+                        {**{k: cfg[k] for k in EOS_FIELDS}, "index": i}, lambda i=i: eos_unit(i, p), device)
+              for i in range(p.eos_lrs)]
     return found
 
 
@@ -566,12 +761,13 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
     device = resolve_device(p)
     found = units(p)
 
-    def merged(name: str, prefix: str, fields: tuple[str, ...], merge) -> Result:
+    def merged(name: str, prefix: str, fields: tuple[str, ...], merge, version: int = VERSION) -> Result:
         mine = [u for u in found if u.name.startswith(prefix)]
-        return store.run(name, VERSION, {k: cfg[k] for k in fields},
+        return store.run(name, version, {k: cfg[k] for k in fields},
                          lambda: merge({u.name.removeprefix(prefix): run_unit(store, u, force) for u in mine}),
                          device=device, force=force)
 
     return Results(uv=run_unit(store, found[0], force),
-                   nets=merged("catapult_nets", "nets/", NET_FIELDS, nets_experiment),
-                   linear=merged("catapult_linear", "linear/", LINEAR_FIELDS, linear_experiment))
+                   nets=merged("catapult_nets", "nets/", NET_FIELDS, nets_experiment, NETS_VERSION),
+                   linear=merged("catapult_linear", "linear/", LINEAR_FIELDS, linear_experiment),
+                   eos=merged("catapult_eos", "eos/", EOS_FIELDS, eos_experiment, EOS_VERSION))
