@@ -107,7 +107,7 @@ class Params(P.Params):
     cifar_sharpness_examples: int = P.param(100, "fixed CIFAR training examples on which f is measured", ge=1)
     lanczos_iters: int = P.param(15, "Lanczos iterations for the top Hessian eigenvalue", ge=2)
     interp_points: int = P.param(25, "alphas in [-1, 2] of the 1-D interpolation (the paper: 25)", ge=2)
-    interp_examples: int = P.param(10_000, "training examples for the train curve and BN statistics along it",
+    interp_examples: int = P.param(3_000, "training examples for the train curve and BN statistics along it",
                                    ge=16)
     extension_seeds: int = P.param(0, "runs per batch size with SGD and with Adagrad on F1 (0: skip)", ge=0)
     lr_sgd: float = P.param(0.05, "SGD learning rate (no momentum) of the extension", gt=0)
