@@ -133,7 +133,7 @@ def test_data_faults_stop_before_the_run_with_the_file_and_the_fix(guarded, tmp_
     monkeypatch.delenv("REPRO_DOWNLOAD", raising=False)
     damage, phrases = DATA_FAULTS[fault]
     damage(data)
-    code, err = run_cli(["run", "catapult", "--preset", "smoke", "--output", "c.ipynb"])
+    code, err = run_cli(["run", "intrinsic_lr", "--preset", "smoke", "--output", "c.ipynb"])
     assert code == 2 and not guarded, err
     for phrase in phrases:
         assert phrase.format(d=data) in one_line(err)
@@ -154,9 +154,9 @@ def test_unverified_packs_are_used_only_when_the_user_says_so(guarded, tmp_path,
     data = mnist_packs(tmp_path / "data")
     (data / "manifest.json").unlink()
     monkeypatch.setenv("REPRO_DATA_DIR", str(data))
-    assert run_cli(["run", "catapult", "--preset", "smoke", "--output", "c.ipynb"])[0] == 2
+    assert run_cli(["run", "intrinsic_lr", "--preset", "smoke", "--output", "c.ipynb"])[0] == 2
     monkeypatch.setenv("REPRO_ALLOW_UNVERIFIED", "1")
-    assert run_cli(["run", "catapult", "--preset", "smoke", "--output", "c.ipynb"]) == (0, "") and guarded
+    assert run_cli(["run", "intrinsic_lr", "--preset", "smoke", "--output", "c.ipynb"]) == (0, "") and guarded
 
 
 def test_a_data_error_raised_inside_the_kernel_is_one_line_too(guarded, monkeypatch):
