@@ -295,12 +295,17 @@ TRAIN = textwrap.dedent("""
 """)
 
 
+def _sigint_default():
+    """A child started from a background job inherits SIGINT ignored; Ctrl-C is what these tests are about."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_training_leaves_a_checkpoint_that_resumes_exactly(tmp_path):
     import torch
 
     ckpt = tmp_path / "ckpt" / "toy" / "k.pt"
     p = subprocess.Popen([sys.executable, "-c", TRAIN, str(tmp_path / "ckpt")], stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, preexec_fn=_sigint_default)
     deadline = time.time() + 60
     while not ckpt.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -320,7 +325,8 @@ def test_ctrl_c_during_a_chapter_is_one_line_exit_130_and_leaves_no_notebook(tmp
     out = tmp_path / "out" / "c.ipynb"
     p = subprocess.Popen([sys.executable, "-m", "repro", "run", "catapult", "--preset", "smoke", "--force",
                           "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path)
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, cwd=tmp_path,
+                         preexec_fn=_sigint_default)
     deadline = time.time() + 120
     while not list(out.parent.glob(".c.*.ipynb")) and time.time() < deadline:
         time.sleep(0.1)
