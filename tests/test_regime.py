@@ -1,6 +1,7 @@
 import math
 
-from repro.regime import INCONCLUSIVE, Regime, at_least, at_most, regime_table
+from repro.regime import INCONCLUSIVE, Regime, at_least, at_most
+from repro.report import regime_table
 
 
 def test_conditions_compare_and_nan_fails():

@@ -89,7 +89,8 @@ from IPython.display import Markdown, display
 
 from repro.experiments import catapult
 from repro.plotting import PALETTE, figure, reference_line
-from repro.regime import Regime, at_most, regime_table
+from repro.regime import Regime, at_most
+from repro.report import regime_table
 from repro.report import book_style, number, provenance_table, show_parameters, show_recorded
 
 book_style()

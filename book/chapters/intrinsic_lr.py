@@ -102,7 +102,7 @@ from IPython.display import Markdown, display
 
 from repro.experiments import intrinsic_lr
 from repro.plotting import PALETTE, figure, reference_line
-from repro.regime import regime_table
+from repro.report import regime_table
 from repro.report import book_style, number, provenance_table, show_parameters, show_recorded
 
 book_style()

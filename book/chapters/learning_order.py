@@ -132,7 +132,7 @@ from repro.data.patches import apply_patches, make_patches
 from repro.experiments import learning_order
 from repro.experiments import learning_order_theory as lot
 from repro.plotting import LABELS, PALETTE, figure
-from repro.regime import regime_table
+from repro.report import regime_table
 from repro.report import book_style, provenance_table, show_parameters, show_recorded
 from repro.store import recorded_results
 

@@ -97,7 +97,7 @@ from matplotlib.ticker import FuncFormatter, LogFormatter
 
 from repro.experiments import sharp_minima
 from repro.plotting import LABELS, PALETTE, figure, reference_line
-from repro.regime import regime_table
+from repro.report import regime_table
 from repro.report import book_style, number, provenance_table, show_parameters, show_recorded
 
 book_style()

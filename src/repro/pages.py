@@ -4,10 +4,12 @@ A chapter is executed once, top to bottom, by papermill. For the book its notebo
 - `clean`: no stderr (warnings, progress bars), no stray reprs, no empty outputs, no paths of the machine in the
   metadata; the parameters cell and papermill's injected cell are removed from the page (the chapter shows its
   parameters once, as a table), code is removed from the page (the downloads keep it).
-- `answer_first`: cells tagged `summary` (the verdict) and `summary-figure` (the one figure that shows it) move
-  up, right after the chapter's opening cell (the title and the claim).
 - `split_details`: cells tagged `details` (reviewers' questions, ablations, sweeps, recorded runs, provenance)
-  move to a sub-page NAME_details, linked at the end of the main page.
+  move to a sub-page NAME_details, linked at the end of the main page. Nothing else moves: a chapter's source is
+  written in page order (claim, verdicts, the figure that shows them, then the story).
+- `take_verdicts`: the verdicts a chapter showed (repro.report.show_verdicts) leave the page for the book's
+  scoreboard (repro.scoreboard); `take_figure_data`: the numbers behind each figure become a CSV file offered for
+  download under the figure.
 - the page offers the executed notebook (.ipynb, in execution order) and the chapter's source (.py).
 """
 
@@ -15,13 +17,16 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-SUMMARY, FIGURE, DETAILS = "summary", "summary-figure", "details"
+from repro.report import FIGURE_DATA, VERDICTS_MIME
+
+DETAILS = "details"
 _HIDE = {"hide-input", "hide-output", "hide-cell", "remove-input", "remove-output", "remove-cell"}
 
 
@@ -35,6 +40,8 @@ def _set_display(cell, tag: str) -> None:
 
 def _keep(output) -> bool:
     kind = output.get("output_type")
+    if FIGURE_DATA in output.get("metadata", {}) or VERDICTS_MIME in output.get("data", {}):
+        return False  # taken by take_figure_data and take_verdicts
     if kind == "stream":
         return output.get("name") == "stdout" and bool(output.get("text", "").strip())
     if kind == "execute_result":  # a stray repr such as `<matplotlib.legend.Legend at 0x...>`
@@ -63,13 +70,51 @@ def clean(nb) -> Any:
     return nb
 
 
-def answer_first(nb) -> Any:
-    """Move the cells tagged `summary` (the verdict), then those tagged `summary-figure` (the one figure that
-    shows it), right after the opening cell (in place); returns nb."""
-    first = [c for c in nb.cells if SUMMARY in _tags(c)] + [c for c in nb.cells if FIGURE in _tags(c)]
-    rest = [c for c in nb.cells if not {SUMMARY, FIGURE} & set(_tags(c))]
-    nb.cells = rest[:1] + first + rest[1:]
-    return nb
+def take_verdicts(nb) -> list[dict[str, Any]]:
+    """Remove the verdict records a chapter emitted (in place) and return them, in page order."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        keep = []
+        for out in cell.get("outputs", []):
+            if VERDICTS_MIME in out.get("data", {}):
+                found.append(out["data"][VERDICTS_MIME])
+            else:
+                keep.append(out)
+        cell.outputs = keep
+    return found
+
+
+def take_figure_data(nb, folder: Path, prefix: str, link_dir: str) -> list[Path]:
+    """Write each figure's data (CSV outputs of repro.report.show_figure) to folder/PREFIX-NAME.csv, remove those
+    outputs (in place) and put, after each cell that had some, a Markdown cell with their download links (paths
+    relative to the page: link_dir/PREFIX-NAME.csv), tagged like the cell so that it lands on the same page."""
+    written, cells = [], []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type != "code":
+            continue
+        names, keep = [], []
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get(FIGURE_DATA)
+            if name and "text/csv" in out.get("data", {}):
+                path = folder / f"{prefix}-{name}.csv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(out["data"]["text/csv"])
+                written.append(path)
+                names.append(path.name)
+            else:
+                keep.append(out)
+        cell.outputs = keep
+        if names:
+            links = " · ".join(f"{{download}}`{n.removeprefix(prefix + '-').removesuffix('.csv')} "
+                               f"<{link_dir}/{n}>`" for n in names)
+            tags = [t for t in _tags(cell) if t == DETAILS]
+            cells.append(nbformat.v4.new_markdown_cell(f"<small>Data of the figure{'s' if len(names) > 1 else ''} "
+                                                       f"above (CSV): {links}</small>", metadata={"tags": tags}))
+    nb.cells = cells
+    return written
 
 
 def title_of(nb) -> str:
@@ -117,11 +162,20 @@ def run_info(preset: str, wall_time_s: float) -> dict[str, Any]:
 
 def write_pages(executed: Path, pages_dir: Path, name: str, source: Path, info: dict[str, Any]) -> list[Path]:
     """Turn the executed notebook `executed` (cleaned in place, kept for download) into the chapter's pages in
-    `pages_dir`: NAME.ipynb and, if the chapter tags details, NAME_details.ipynb. Returns the pages written."""
-    nb = clean(nbformat.read(executed, as_version=4))
+    `pages_dir`: NAME.ipynb and, if the chapter tags details, NAME_details.ipynb; its verdicts go to
+    pages_dir/verdicts/NAME.json and its figures' data to pages_dir/data/. Returns the pages written."""
+    nb = nbformat.read(executed, as_version=4)
+    verdicts = take_verdicts(nb)
+    (pages_dir / "verdicts").mkdir(parents=True, exist_ok=True)
+    (pages_dir / "verdicts" / f"{name}.json").write_text(json.dumps(verdicts, indent=1))
+    page = copy.deepcopy(nb)
+    take_figure_data(page, pages_dir / "data", name, "data")
+    nb = clean(nb)  # the download keeps the figures, not their CSV outputs
     nb.metadata["repro"] = info
     nbformat.write(nb, executed)
-    main, details = split_details(answer_first(copy.deepcopy(nb)), name)
+    page = clean(page)
+    page.metadata["repro"] = info
+    main, details = split_details(page, name)
     rel = lambda p: Path(_relpath(p, pages_dir)).as_posix()  # noqa: E731
     with_downloads(main, name, rel(executed), rel(source))
     written = [pages_dir / f"{name}.ipynb"]

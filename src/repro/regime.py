@@ -10,9 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import pandas as pd
-
-from repro.report import number
+from repro.fmt import number
 
 INCONCLUSIVE = "inconclusive at this scale"
 
@@ -74,11 +72,3 @@ class Regime:
             return (f"{self.subject} reached the regime the claim needs ({self.needs}): "
                     + ", ".join(c.text for c in self.conditions) + ".")
         return f"{self.subject} did not reach the regime the claim needs ({self.needs}): {self.reason}."
-
-
-def regime_table(regimes: list[Regime]) -> pd.DataFrame:
-    """One row per condition: subject, what was measured, the need, and whether it was met."""
-    rows = [{"subject": r.subject, "condition": c.name, "measured": c.measured, "needs": c.need,
-             "met": "yes" if c.ok else "no"} for r in regimes for c in r.conditions]
-    return pd.DataFrame(rows, columns=["subject", "condition", "measured", "needs", "met"]).set_index(
-        ["subject", "condition"])

@@ -11,56 +11,19 @@ against the caller's directory, since the kernel runs in book/chapters) and the 
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro.chapters import CHAPTERS, Chapter, get_chapter, resolve  # noqa: F401  (the runner's names)
 from repro.params import ConfigError, Params
 from repro.store import config_key, project_root
-
-
-@dataclass(frozen=True)
-class Chapter:
-    name: str
-    title: str
-
-    @property
-    def params(self) -> type[Params]:
-        return importlib.import_module(f"repro.experiments.{self.name}").Params
-
-    @property
-    def source(self) -> Path:
-        return project_root() / "book" / "chapters" / f"{self.name}.py"
-
-
-# In book order.
-CHAPTERS = {c.name: c for c in [
-    Chapter("sharp_minima", "Sharp minima: small vs large batch, the sharpness metric and the 1-D interpolation"),
-    Chapter("catapult", "The catapult phase: large learning rates, a loss spike and a flatter minimum"),
-    Chapter("intrinsic_lr", "The intrinsic learning rate: scale invariance, weight decay and equilibrium"),
-    Chapter("learning_order", "Learning order: a large initial learning rate, a small one, and noise"),
-    Chapter("convex", "A convex counterexample: early stopping and the learning-rate schedule"),
-    Chapter("noise_scale", "Which single quantity predicts generalization: lr / B, lr x wd, or lr x lambda0?"),
-]}
-
-
-def get_chapter(name: str) -> Chapter:
-    if name not in CHAPTERS:
-        raise ConfigError(f"Unknown chapter {name!r}; choose one of {', '.join(CHAPTERS)} "
-                          f"(see `python -m repro list`).")
-    return CHAPTERS[name]
-
-
-def resolve(name: str, preset: str = "book", overrides: dict[str, Any] | None = None) -> Params:
-    """The chapter's validated parameters; raises ConfigError before anything runs."""
-    return get_chapter(name).params.resolve(preset, overrides)
 
 
 def read_chapter(chapter: Chapter):
@@ -214,7 +177,7 @@ def build_book(chapters: list[str] | None = None, render: bool = True, force: bo
     """Execute every chapter at its defaults into book/executed/notebooks/, turn each into its pages in
     book/executed/ (repro.pages), write the execution page, then render _build/html with jupyter-book (warnings
     are errors) and serve MathJax with it. Returns a process exit code: non-zero if anything failed."""
-    from repro import pages
+    from repro import pages, scoreboard  # the pages pull in IPython and matplotlib; a run does not need them
 
     root = project_root()
     pages_dir = root / "book" / "executed"
@@ -237,10 +200,13 @@ def build_book(chapters: list[str] | None = None, render: bool = True, force: bo
     if not render:
         return 0
     pages.execution_page(pages_dir, {n: c.title for n, c in CHAPTERS.items()}, pages_dir / "notebooks")
+    for line in scoreboard.write(root, pages_dir, {n: c.title for n, c in CHAPTERS.items()}):
+        print(line, flush=True)  # a change in the science, for review
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root / "book"), "--path-output", str(root),
            "--config", str(root / "_config.yml"), "--toc", str(root / "book" / "_toc.yml"),
            "--warningiserror", "--nitpick", "--keep-going"]
     code = subprocess.run(cmd, cwd=root).returncode
     pages.install_mathjax(root / "_build" / "html")
+    shutil.copy(root / scoreboard.COMMITTED, root / "_build" / "html" / "verdicts.json")
     return code

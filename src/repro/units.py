@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from repro.chapters import resolve
 from repro.store import Recorded, Result, Store, _jsonable, config_key, read_recorded, recorded_dir, write_json_atomic
 
 
@@ -46,6 +47,11 @@ class Unit:
     fn: Callable[[], dict[str, Any]] = dataclasses.field(repr=False, compare=False)
     device: str = "cpu"
     work: Work = Work()
+    section: str = ""  # the part of the chapter it belongs to (a page section); default: the name up to its "/"
+
+    def __post_init__(self) -> None:
+        if not self.section:
+            object.__setattr__(self, "section", self.name.split("/")[0])
 
     @property
     def key(self) -> str:
@@ -58,8 +64,9 @@ class Unit:
 
 
 def make_unit(chapter: str, name: str, experiment: str, version: int, config: dict[str, Any],
-              fn: Callable[[], dict[str, Any]], device: torch.device | str = "cpu", work: Work = Work()) -> Unit:
-    return Unit(chapter, name, experiment, version, _jsonable(config), fn, str(device), work)
+              fn: Callable[[], dict[str, Any]], device: torch.device | str = "cpu", work: Work = Work(),
+              section: str = "") -> Unit:
+    return Unit(chapter, name, experiment, version, _jsonable(config), fn, str(device), work, section)
 
 
 def run_unit(store: Store, unit: Unit, force: bool | None = None) -> Result:
@@ -69,8 +76,6 @@ def run_unit(store: Store, unit: Unit, force: bool | None = None) -> Result:
 
 def chapter_units(chapter: str, preset: str = "paper", overrides: dict[str, Any] | None = None) -> list[Unit]:
     """The units of a chapter at a preset, most important first; names are unique within the chapter."""
-    from repro.runner import resolve
-
     params = resolve(chapter, preset, overrides)
     units = importlib.import_module(f"repro.experiments.{chapter}").units(params)
     names = [u.name for u in units]
@@ -192,21 +197,41 @@ def find_result(obj: Any, experiment: str) -> Result | None:
 
 @dataclasses.dataclass
 class MergedRecorded:
-    """What a chapter draws from a preset's recorded units: the states, and the merged result once complete."""
+    """What a chapter draws from a preset's recorded units: each unit's state, and the experiment's result
+    replayed on the recorded units of every complete section (a section whose units are all recorded), so a
+    section is drawn as soon as its own units exist."""
 
     chapter: str
     preset: str
     states: list[UnitState]
-    result: Any = None  # what the experiment's run() returns, replayed on the recorded units
+    result: Any = None  # what the experiment's run(sections=complete) returns; None when no section is complete
 
     @property
     def n_recorded(self) -> int:
         return sum(s.state == "recorded" for s in self.states)
 
     @property
+    def sections(self) -> dict[str, tuple[int, int]]:
+        """Per section, in unit order: (units recorded, units in the preset)."""
+        out: dict[str, tuple[int, int]] = {}
+        for s in self.states:
+            done, total = out.get(s.unit.section, (0, 0))
+            out[s.unit.section] = (done + (s.state == "recorded"), total + 1)
+        return out
+
+    @property
+    def complete(self) -> list[str]:
+        return [name for name, (done, total) in self.sections.items() if done == total]
+
+    @property
     def summary(self) -> str:
         done, total = self.n_recorded, len(self.states)
         text = f"{done} of the {self.preset} preset's {total} units are recorded at the current code version"
+        partial = [f"{name} {d} of {t}" for name, (d, t) in self.sections.items() if 0 < d < t]
+        if self.complete and done < total:
+            text += f"; complete sections, drawn below: {', '.join(self.complete)}"
+        if partial:
+            text += f"; partly recorded: {', '.join(partial)}"
         redo = [s for s in self.states if s.state in ("stale", "corrupt")]
         if redo:
             text += "; not drawn: " + "; ".join(f"{s.unit.name} ({s.state}: {s.note})" for s in redo)
@@ -214,14 +239,14 @@ class MergedRecorded:
 
 
 def merged_recorded(chapter: str, preset: str = "paper", folder: Path | None = None) -> MergedRecorded:
-    """The recorded units of a chapter's preset and, when every unit is recorded, the experiment's result
-    merged from them (run() replayed on a RecordedStore)."""
+    """The recorded units of a chapter's preset, and the experiment's result replayed from them (run() on a
+    RecordedStore, which trains nothing) for the sections whose units are all recorded."""
     units = chapter_units(chapter, preset)
     states = unit_status(units, preset, folder)
     merged = MergedRecorded(chapter, preset, states)
-    if merged.n_recorded == len(units):
-        from repro.runner import resolve
-
+    if merged.complete:
         module = importlib.import_module(f"repro.experiments.{chapter}")
-        merged.result = module.run(resolve(chapter, preset), store=RecordedStore(units, states))
+        every = len(merged.complete) == len(merged.sections)
+        merged.result = module.run(resolve(chapter, preset), store=RecordedStore(units, states),
+                                   sections=None if every else set(merged.complete))
     return merged
