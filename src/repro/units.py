@@ -48,6 +48,7 @@ class Unit:
     device: str = "cpu"
     work: Work = Work()
     section: str = ""  # the part of the chapter it belongs to (a page section); default: the name up to its "/"
+    datasets: tuple[str, ...] = ()  # the datasets it reads (e.g. "cifar100"): a campaign skips it where one is missing
 
     def __post_init__(self) -> None:
         if not self.section:
@@ -65,8 +66,9 @@ class Unit:
 
 def make_unit(chapter: str, name: str, experiment: str, version: int, config: dict[str, Any],
               fn: Callable[[], dict[str, Any]], device: torch.device | str = "cpu", work: Work = Work(),
-              section: str = "") -> Unit:
-    return Unit(chapter, name, experiment, version, _jsonable(config), fn, str(device), work, section)
+              section: str = "", datasets: tuple[str, ...] = ()) -> Unit:
+    return Unit(chapter, name, experiment, version, _jsonable(config), fn, str(device), work, section,
+                tuple(datasets))
 
 
 def run_unit(store: Store, unit: Unit, force: bool | None = None) -> Result:
