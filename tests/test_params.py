@@ -87,7 +87,7 @@ class Lists(Params):
                            "'F1,,C1'."),
     ("networks", ",".join(["F1"] * 3001), "Parameter networks is 9002 characters long; at most 200 are allowed."),
     ("lrs", "0.1,1e-1", "Parameter lrs lists 1e-1 more than once; give each value once."),
-    ("lrs", "0.1,nan", "Parameter lrs expects comma-separated finite numbers such as '0.1,1.6'; got '0.1,nan'."),
+    ("lrs", "0.1,nan", "Parameter lrs expects comma-separated numbers such as '0.1,1.6'; got '0.1,nan'."),
     ("lrs", "0.1,-2", "Parameter lrs: every value must be > 0, got '-2'."),
     ("batch_sizes", "32,1.5", "Parameter batch_sizes expects comma-separated integers such as '32,128'; got "
                               "'32,1.5'."),

@@ -139,7 +139,7 @@ def _split_items(name: str, text: str, items: tuple | type, rules: dict[str, Any
             try:
                 value = parse_number(entry, items)
             except ValueError:
-                kind = "integers" if items is int else "finite numbers"
+                kind = "integers" if items is int else "numbers"
                 raise ConfigError(f"Parameter {name} expects comma-separated {kind} such as {example!r}; got "
                                   f"{_show(text)}.") from None
             if out_of_bounds(value, rules):
