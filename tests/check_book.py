@@ -236,7 +236,8 @@ def _screenshot(driver, path: Path) -> int:
 
 
 def problems_of(browser, url: str, page: str, shot: Path, first_read: bool) -> list[str]:
-    """Open `url`, leave a screenshot at `shot`, and list what a reader would see go wrong on it."""
+    """Open `url` (listed as `page` in pages.tsv), leave a screenshot at `shot`, and list what a reader would see
+    go wrong on it."""
     start = time.perf_counter()
     browser.get(url)
     _settle(browser)
@@ -380,7 +381,7 @@ def test_machine_extremes_read_clean(fixture_book, browser):
     assert LONG_DEVICE in text and "20576.1 min" in text and LONG_COMMIT in text
     failed = {}
     for page in pages(html):
-        problems = problems_of(browser, f"{url}/{page}", page, SHOTS / _shot_name(page, "extremes__"),
+        problems = problems_of(browser, f"{url}/{page}", f"extremes/{page}", SHOTS / _shot_name(page, "extremes__"),
                                page in FIRST_READ)
         if problems:
             failed[page] = problems
