@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def parser() -> tuple[_Parser, dict[str, _Parser]]:
+def parser() -> tuple[_Parser, dict[str, _Parser | None]]:
     """The command line's parser and its subcommands' parsers. Options that take a value are read as text: their
     rules (option_rules) convert and check them."""
     from repro import sweep as _sweep
