@@ -17,7 +17,7 @@ def test_bench_compares_both_loops_side_by_side(tmp_path, capsys):
 
 def test_bench_rejects_unknown_models(capsys):
     assert main(["bench", "--models", "VGG"]) == 2
-    assert "bench takes --models from" in capsys.readouterr().err
+    assert "Unknown model 'VGG' for --models; choose from F1" in capsys.readouterr().err
 
 
 def test_run_bench_reports_the_device():

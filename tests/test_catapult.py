@@ -107,11 +107,6 @@ def test_bad_parameters_stop_with_one_sentence():
         catapult.Params.resolve("book", {"anneal_lr_factor": "2.5"})
 
 
-def test_presets_resolve():
-    for preset in ("smoke", "book", "paper"):
-        catapult.Params.resolve(preset)
-
-
 def test_deep_linear_logistic_degenerate_data_lazy_edge_near_8_and_flatter_catapult():
     p = catapult.Params.resolve("smoke")
     out = catapult.linear_sweep("degenerate", p, torch.device("cpu"))

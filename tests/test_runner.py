@@ -67,12 +67,24 @@ def test_chapter_runs_at_smoke_through_the_runner(name, tmp_path, monkeypatch):
     (["run", "convex", "--preset", "huge"], "Unknown preset 'huge'"),
     (["run", "nosuch"], "Unknown chapter 'nosuch'"),
     (["run", "convex", "-p", "seed", "1", "-p", "seed", "2"], "given twice"),
+    (["run", "sharp_minima", "--preset", "smoke", "-p", "networks", ",".join(["F1"] * 3001)],
+     "Parameter networks is 9002 characters long; at most 200 are allowed."),
 ])
 def test_bad_input_stops_before_running(args, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.ipynb"))
+
+
+def test_a_budget_that_is_not_a_number_is_one_line_from_the_real_entry_point(tmp_path):
+    """The process as a user starts it: stderr holds the one line and nothing else (inf and 1e999 in
+    test_fuzz_cli)."""
+    out = subprocess.run([sys.executable, "-m", "repro", "campaign", "--budget", "nan", "--out", "D", "--dry-run"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert (out.returncode, out.stderr, out.stdout) == (
+        2, "error: --budget must be a finite number of seconds > 0; got 'nan'.\n", "")
+    assert not list(tmp_path.iterdir())
 
 
 def test_list_shows_parameters_defaults_presets_and_help():

@@ -124,12 +124,32 @@ def _quiet_kernel_manager():
     return QuietKernelManager
 
 
+class ChapterFailed(RuntimeError):
+    """A chapter's cell raised, or its kernel died; the message is one line that names the error and the notebook
+    that shows where (exit code 1 on the command line)."""
+
+
+def _dead_cell(path: str) -> str:
+    """'cell N' for the code cell that had started but never finished when the kernel died (N counts code cells,
+    as the kernel's execution count does)."""
+    import nbformat
+
+    try:
+        cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    except (OSError, ValueError):
+        return "a cell"
+    started = [i for i, c in enumerate(cells, 1)
+               if c.metadata.get("papermill", {}).get("start_time") and c.get("execution_count") is None]
+    return f"cell {started[0]}" if started else "a cell"
+
+
 def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | None = None,
                 output: Path | str | None = None, force: bool = False, progress: bool = False,
                 record: bool = False) -> Path:
     """Validate, then execute the chapter into `output` (default runs/NAME/PRESET-KEY.ipynb). Returns it.
     With `record`, its results are also kept in the tracked folder results/recorded/."""
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     from repro.data.vision import DataError
@@ -164,8 +184,14 @@ def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | Non
         os.replace(tmp, output)  # a complete notebook that shows the failing cell
         if err.ename in ("ConfigError", "DataError"):  # the kernel's own checks: one line, like ours
             raise (ConfigError if err.ename == "ConfigError" else DataError)(err.evalue) from None
-        err.output = output
-        raise
+        evalue = " ".join(str(err.evalue).splitlines())
+        raise ChapterFailed(f"the chapter failed in cell {err.exec_count}: {err.ename}: {evalue}; the notebook with "
+                            f"the full traceback is {output}.") from None
+    except DeadKernelError:
+        where = _dead_cell(tmp)
+        os.replace(tmp, output)  # papermill saved the cells that ran
+        raise ChapterFailed(f"the chapter's kernel died in {where} (killed, or out of memory); the notebook up to "
+                            f"there is {output}.") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
         for k, v in saved.items():
