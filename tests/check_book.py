@@ -286,6 +286,30 @@ def test_page_reads_clean_in_a_browser(page, server, browser):
     assert not problems, f"{page}: " + "; ".join(problems)
 
 
+def test_front_page_scoreboard_lists_every_chapters_verdicts(server, browser):
+    """The scoreboard on the front page: a row per verdict of every chapter (book/verdicts.json, written by the same
+    build), each with its status badge, and every chapter linked."""
+    from repro.chapters import CHAPTERS
+
+    board = json.loads((HTML / "verdicts.json").read_text())
+    browser.get(f"{server}/intro.html")
+    _settle(browser)
+    rows = browser.execute_script("""
+        const table = Array.from(document.querySelectorAll('article table'))
+          .find(t => t.querySelector('th') && t.querySelector('th').innerText.trim() === 'chapter');
+        if (!table) return null;
+        return Array.from(table.querySelectorAll('tbody tr')).map(r => ({
+          link: (r.querySelector('a') || {}).href || '', badges: r.querySelectorAll('span.verdict').length,
+          text: r.innerText}));""")
+    assert rows is not None, "no scoreboard table on the front page"
+    expected = sum(max(len(ch["book"]), 1) for ch in board["chapters"].values())
+    assert len(rows) == expected, f"{len(rows)} scoreboard rows for {expected} verdicts"
+    for name in CHAPTERS:
+        assert any(r["link"].endswith(f"executed/{name}.html") for r in rows), f"{name} is not on the scoreboard"
+        assert board["chapters"][name]["book"], f"{name} showed no verdict at book scale"
+    assert all(r["badges"] >= 1 for r in rows), "a scoreboard row without a status"
+
+
 # ------------------------------------------------------------------------------ a book of machine extremes
 
 LONG_DEVICE = "CPU Intel(R) Xeon(R) Platinum 8480CL Sapphire Rapids (224 threads)"[:60].ljust(60, "x")
