@@ -10,8 +10,10 @@ from repro.experiments.convex import analysis, nakkiran, schedules
 from repro.experiments.convex import verdicts as V
 from repro.experiments.convex.result import (
     ConvexResult,
+    Crossover,
     CurvatureBin,
     Exact,
+    Flip,
     Foil,
     Nakkiran,
     Paired,
@@ -276,7 +278,14 @@ def _nakkiran(ratio_median=2.0, limit=2.0, win_rate=0.95, unfinished=0, n=1000):
     setting = Setting(0.5, 1.5, 1.0, 0.0, 0.0, 1.0, 0.5, 1e-3, 5e-4, win_rate, n)
     nk = Nakkiran(setting, 2.0, 1e-3, 0.01, ratio_median, 1.0, 2.0, limit, win_rate, 1e-3, 0.0, unfinished, 0.05,
                   0.88, [], [], None)
-    return ConvexResult(foil=Foil(nk, setting))
+    return ConvexResult(foil=Foil(nk, setting, _crossover([0.0, 0.0])))
+
+
+def _crossover(errors):
+    """Measured sign changes off the exact crossover by the given relative errors."""
+    flips = [Flip(r, 0.8, 0.8 * (1 + e) - 0.001, 0.8 * (1 + e) + 0.001) for r, e in zip((2.0, 10.0, 50.0), errors,
+                                                                                          strict=False)]
+    return Crossover(np.array([1.5, 5.0]), np.array([0.9, 0.7]), 0.639, flips, 512, [1.2, 2.2, 5.5])
 
 
 def test_nakkiran_verdict_every_status_and_the_ratio_tolerance():
@@ -287,6 +296,38 @@ def test_nakkiran_verdict_every_status_and_the_ratio_tolerance():
     assert _status(_nakkiran(limit=2 * (1 - tol * 1.01)), "nakkiran-factor") == PARTLY
     assert _status(_nakkiran(win_rate=0.52), "nakkiran-factor") == NOT_REPRODUCED  # Wilson [0.489, 0.551]
     assert _status(_nakkiran(unfinished=51), "nakkiran-factor") == INCONCLUSIVE  # 94.9% reached the stopping loss
+
+
+def test_crossover_verdict_every_status_and_its_tolerance():
+    tol = V.FLIP_TOLERANCE.value
+    assert _status(ConvexResult(foil=_foil(_crossover([0.0, tol * 0.99, -tol * 0.99]))), "sign-change-crossover") \
+        == REPRODUCED
+    assert _status(ConvexResult(foil=_foil(_crossover([0.0, 0.0, tol * 1.01]))), "sign-change-crossover") == PARTLY
+    assert _status(ConvexResult(foil=_foil(_crossover([0.0, 0.1, -0.1]))), "sign-change-crossover") == NOT_REPRODUCED
+
+
+def _foil(crossover):
+    nk = _nakkiran().foil.nakkiran
+    return Foil(nk, nk.setting, crossover)
+
+
+def test_the_crossover_falls_from_one_to_its_limit_as_the_curvature_ratio_grows():
+    floor = analysis.crossover_floor()
+    assert 2 * floor - 1 == pytest.approx(math.exp(-2 * floor))
+    ratios = np.geomspace(1.001, 1e5, 30)
+    crossovers = [analysis.crossover_eta_trace(r) for r in ratios]
+    assert np.all(np.diff(crossovers) < 0) and crossovers[0] == pytest.approx(1, abs=1e-3)
+    assert crossovers[-1] == pytest.approx(floor, abs=1e-4)
+    assert analysis.crossover_eta_trace(2.0) == pytest.approx(3 * (1 - math.sqrt(2) / 2))
+
+
+def test_the_measured_sign_change_brackets_the_exact_crossover():
+    """On 64 draws at r = 3 and r = 20 (the sign change does not depend on beta*, so any draws give it)."""
+    for ratio in (3.0, 20.0):
+        beta, x, y = nakkiran.nakkiran_datasets(0, 64, 10, ratio)
+        low, high = nakkiran.sign_change(beta, x, y, ratio, 50, 1e-3)
+        exact = analysis.crossover_eta_trace(ratio)
+        assert high - low < 0.005 and low - 0.002 < exact < high + 0.002
 
 
 def test_a_missing_section_gives_no_verdict():
@@ -306,5 +347,5 @@ def smoke(tmp_path_factory):
 def test_smoke_statuses_are_pinned(smoke):
     assert [(v.key, v.status) for v in V.verdicts(smoke)] == [
         ("exact-level-set", REPRODUCED), ("report-schedules", NOT_REPRODUCED), ("large-rate-window", REPRODUCED),
-        ("nakkiran-factor", REPRODUCED)]
+        ("nakkiran-factor", REPRODUCED), ("sign-change-crossover", REPRODUCED)]
     assert all(v.section == "convex" for v in V.verdicts(smoke))

@@ -114,14 +114,17 @@ display(figures.report_runs_table(result))
 # %% [markdown]
 # ## 3. When does the large initial rate help?
 # Gradient descent contracts the error along an eigenvector of $S=X^\top X/n$ with eigenvalue $s$ by
-# $|1-2\eta s|$ per step. For $\eta<1/\mathrm{tr}(S)$ the sharp direction contracts *faster* than the flat one,
-# and the gap grows with $\eta$ (because $-\log(1-u)$ is convex), so a moderately larger rate pushes the stopping
-# point even further towards the flat direction, where $L_{\mathcal D}/\hat L_n$ is largest. Only near
-# $\eta\,\mathrm{tr}(S)=1$, where the sharp direction starts to oscillate and both directions contract at the
-# same rate, does the path come in straight and stop at a better point; beyond
-# $\eta\,s_{\max}=1$ the run diverges. **Prediction: the annealed schedule wins when $\eta\,\mathrm{tr}(S)$
-# is near 1, and loses below about 0.5.** The scan below varies `lr_large` and bins every dataset by its
-# own $\eta\,\mathrm{tr}(S)$ (a diverged annealed run counts as a loss).
+# $|1-2\eta s|$ per step, gradient flow by $e^{-2st}$. A small step contracts the sharp direction faster than the
+# flat one, and relative to gradient flow the more so the larger $\eta$ (because $-\log(1-u)$ is convex): a
+# moderately larger rate pushes the stopping point even further towards the flat direction, where
+# $L_{\mathcal D}/\hat L_n$ is largest. Past a crossover the sharp direction contracts relatively *less* than under
+# gradient flow (at $\eta\,\mathrm{tr}(S)=1$ both contract at the same rate, at $\eta\,s_{\max}=1$ the sharp one
+# not at all), and the path stops at a better point; beyond $\eta\,s_{\max}=1$ the run diverges. The crossover
+# depends on the dataset's curvature ratio $r=s_{\max}/s_{\min}$ (section 4 computes it): in units of
+# $\eta\,\mathrm{tr}(S)$ it lies between $v^*\approx0.639$, the root of $2v-1=e^{-2v}$ ($r\to\infty$), and 1
+# ($r\to1$). **Prediction: the annealed schedule loses below $\eta\,\mathrm{tr}(S)=v^*$ whatever the dataset, and
+# wins above its dataset's crossover, up to the stability edge.** The scan below varies `lr_large` and bins every
+# dataset by its own $\eta\,\mathrm{tr}(S)$ (a diverged annealed run counts as a loss).
 
 # %%
 show_figure(*figures.curvature_figure(result), "win-rate-by-curvature")
@@ -160,7 +163,10 @@ show_figure(*figures.sweep_figure(result), "win-rate-grid")
 # direction than the flat one *relative to gradient flow*: $\log|1-2\eta s_{\max}|/\log|1-2\eta s_{\min}|$ divided
 # by gradient flow's $s_{\max}/s_{\min}$. Above 1 the large rate pushes the error into the flat direction even more
 # than a small rate does, and annealing loses wherever the test loss weighs the flat direction more; below 1 it
-# leaves the error in the sharp direction, and annealing wins.
+# leaves the error in the sharp direction, and annealing wins. In units of $\eta\,\mathrm{tr}(S)$ the crossover,
+# where this ratio is 1, depends on $r$ alone; the figure after the table draws it against $r$, exactly (a root of
+# the ratio) and as measured: where annealing's mean benefit changes sign on covariances $\mathrm{diag}(r,1)$
+# (bisection on $\eta$; the sign change does not depend on $\beta^*$, so a few hundred draws locate it).
 
 # %%
 display(Markdown(figures.nakkiran_sentence(result)))
@@ -168,6 +174,7 @@ show_figure(*figures.nakkiran_figure(result), "nakkiran")
 display(Markdown(figures.nakkiran_caption(result)))
 display(figures.foil_table(result))
 display(Markdown(figures.foil_sentence(result)))
+show_figure(*figures.crossover_figure(result), "crossover")
 
 # %% [markdown] tags=["details"]
 # ## Nakkiran's factor against the stopping loss
@@ -196,6 +203,7 @@ if paper.result is not None:
     show_figure(*figures.curvature_figure(paper.result), "paper-win-rate-by-curvature")
     show_figure(*figures.sweep_figure(paper.result), "paper-win-rate-grid")
     display(figures.foil_table(paper.result))
+    show_figure(*figures.crossover_figure(paper.result), "paper-crossover")
 
 # %% [markdown] tags=["details"]
 # ## How these numbers were made

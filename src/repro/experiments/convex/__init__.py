@@ -24,7 +24,7 @@ from repro.units import Unit, make_unit, run_unit
 
 __all__ = ["VERSION", "ConvexResult", "Params", "run", "units", "verdicts"]
 
-VERSION = 2
+VERSION = 3  # 3: the crossover against the curvature ratio (nakkiran.crossover)
 SECTION = "convex"  # the chapter is one unit of CPU work, so one section
 
 
@@ -73,7 +73,7 @@ def units(p: Params) -> list[Unit]:
         return {"metrics": head["summary"],
                 "data": {"exact": analysis.discrete_example(3), "rmse_small": head["rmse_small"],
                          "rmse_anneal": head["rmse_anneal"], **schedules.sweeps(p), "paths": schedules.paths(p),
-                         "nakkiran": foil, "report_foil": report_side}}
+                         "nakkiran": foil, "report_foil": report_side, "crossover": nakkiran.crossover(p)}}
 
     return [make_unit("convex", "convex", "convex", VERSION, p.to_dict(), compute, "cpu", section=SECTION)]
 

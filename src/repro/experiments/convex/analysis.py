@@ -56,3 +56,16 @@ def bias_crossover(s_max: float, s_min: float) -> float:
     where it is 0): below it a large step ends in the flat direction more than gradient flow, above it less."""
     f = lambda eta: float(contraction_bias(eta, np.array(s_max), np.array(s_min))) - 1  # noqa: E731
     return float(scipy.optimize.brentq(f, (1 + 1e-9) / (2 * s_max), (1 - 1e-9) / s_max))
+
+
+def crossover_eta_trace(ratio: float) -> float:
+    """The crossover in the dimensionless units eta * tr(S) for S with eigenvalues (ratio, 1): it depends on the
+    curvature ratio alone (contraction_bias is unchanged when S is scaled and eta scaled inversely)."""
+    return bias_crossover(ratio, 1.0) * (ratio + 1.0)
+
+
+def crossover_floor() -> float:
+    """The crossover's limit in eta * tr(S) as the curvature ratio r grows: with v = eta * s_max fixed and r -> oo,
+    log|1 - 2v| / (r log(1 - 2v / r)) -> log|1 - 2v| / (-2v), which is 1 where 2v - 1 = exp(-2v), and
+    eta * tr(S) -> v. (As r -> 1 the crossover tends to eta * tr(S) = 1, where both directions contract equally.)"""
+    return float(scipy.optimize.brentq(lambda v: 2 * v - 1 - math.exp(-2 * v), 0.5, 1.0))

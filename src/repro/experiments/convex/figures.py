@@ -19,7 +19,7 @@ from repro.experiments.convex.schedules import (
     REPORT_SOURCE,
 )
 from repro.experiments.convex.verdicts import REPORT_DIFF
-from repro.fmt import number, percent, signed
+from repro.fmt import number, signed
 from repro.plotting import LABELS, PALETTE, figure, reference_line
 
 TRACE = r"$\eta\,\mathrm{tr}(S)$"  # Markdown
@@ -184,10 +184,16 @@ def curvature_figure(result: ConvexResult):
 
 
 def curvature_sentence(result: ConvexResult) -> str:
-    peak = result.window.peak
-    rep = result.foil.report
-    return (f"The win rate peaks at {number(peak.win_rate)} for {TRACE} ≈ {number(peak.lr_trace)}. The report's "
-            f"rate {number(rep.eta_large)} sits at {TRACE} ≈ {number(rep.eta_trace)} on average.")
+    win, rep, cross = result.window, result.foil.report, result.foil.crossover
+    rate, count = win.pooled_below(cross.floor)
+    return (f"The win rate peaks at {number(win.peak.win_rate)} for {TRACE} ≈ {number(win.peak.lr_trace)} and rises "
+            f"through one half at {TRACE} ≈ {number(win.crossing('win_rate', 0.5))}, inside the band from "
+            f"{number(cross.floor)} to 1 where the crossover lies; below {number(cross.floor)} annealing wins on "
+            f"{number(rate)} of {number(count)} (dataset, rate) pairs. The mean RMSE gain turns positive earlier, at "
+            f"{TRACE} ≈ {number(win.crossing('gain_mean', 0.0))}: the report's runs stop at a train loss of "
+            f"{number(result.report.stop_loss)}, far from the small-loss limit the crossover describes, so it places "
+            f"the change only roughly here. The report's rate {number(rep.eta_large)} sits at {TRACE} ≈ "
+            f"{number(rep.eta_trace)} on average.")
 
 
 def sweep_figure(result: ConvexResult):
@@ -336,9 +342,11 @@ def _contraction_clause(s: Setting, who: str) -> str:
 
 
 def foil_sentence(result: ConvexResult) -> str:
-    nk, rep = result.foil.nakkiran, result.foil.report
+    """Which setting annealing wins in, and what separates them: the large rate against the crossover, which
+    depends on the curvature ratio."""
+    nk, rep, cross = result.foil.nakkiran, result.foil.report, result.foil.crossover
     a = nk.setting
-    flips = nk.sign_changes
+    q05, median, q95 = cross.report_ratio
 
     def word(wins: bool) -> str:
         return "wins" if wins else "loses"
@@ -347,17 +355,44 @@ def foil_sentence(result: ConvexResult) -> str:
         f"Annealing {word(a.anneal_wins)} in Nakkiran's setting (mean test loss {number(a.test_anneal)} against "
         f"{number(a.test_small)} for gradient flow; lower on {number(a.win_rate)} of the draws) and "
         f"{word(rep.anneal_wins)} in the report's ({number(rep.test_anneal)} against {number(rep.test_small)}; "
-        f"lower on {number(rep.win_rate)} of the datasets). What separates them is $\\eta\\cdot\\mathrm{{tr}}(S)$: "
-        f"{number(a.eta_trace)} in Nakkiran's setting, {number(rep.eta_trace)} in the report's. "
+        f"lower on {number(rep.win_rate)} of the datasets). "
         + _contraction_clause(a, "Nakkiran's setting") + _contraction_clause(rep, "the report's")
-        + (f"On Nakkiran's covariances the sign of annealing's mean benefit changes between "
-           f"$\\eta\\cdot\\mathrm{{tr}}(S)$ = {number(flips[0][0])} and {number(flips[0][1])}"
-           + (" (and more than once on this grid)" if len(flips) > 1 else "")
-           + "; the relative contraction crosses 1 at $\\eta\\cdot\\mathrm{tr}(S)$ = "
-           f"{number(nk.crossover_eta_trace)} on these covariances, a little below the "
-           "$\\eta\\cdot\\mathrm{tr}(S)=1$ where both directions contract equally."
-           if flips else "On Nakkiran's covariances the sign of annealing's mean benefit does not change on this "
-                         "grid."))
+        + "What separates them is where the large rate sits against the rate at which this relative contraction "
+        rf"crosses 1, and that crossover depends on the curvature ratio $r=s_{{\max}}/s_{{\min}}$: in units of "
+        rf"{TRACE} it falls from 1 as $r\to1$ to {number(cross.floor)} as $r\to\infty$ (the figure below). "
+        f"Nakkiran's {TRACE} = {number(a.eta_trace)} lies above its crossover, {number(nk.crossover_eta_trace)} at "
+        f"$r$ = {number(nk.curvature_ratio)}; the report's {number(rep.eta_trace)} lies below the crossover for "
+        f"every $r$ (its datasets' ratios: median {number(median)}, 5% to 95% {number(q05)} to {number(q95)}). "
+        f"So {TRACE} separates these two settings, but the boundary is not {TRACE} = 1: it is the crossover of "
+        "the dataset's own curvature ratio.")
+
+
+def crossover_figure(result: ConvexResult):
+    """The crossover in eta * tr(S) against the curvature ratio: exact, and where annealing's benefit was measured
+    to change sign; with the two settings' own large rates."""
+    nk, rep, cross = result.foil.nakkiran, result.foil.report, result.foil.crossover
+    fig, (ax,) = figure(width=5.6, height=3.8)
+    edge = 1 + 1 / cross.ratio  # eta * s_max = 1: the large rate diverges above it
+    ax.fill_between(cross.ratio, cross.eta_trace, edge, color=PALETTE["large_lr_anneal"], alpha=0.12,
+                    label="annealing wins (exact criterion)")
+    ax.plot(cross.ratio, cross.eta_trace, "-", color=PALETTE["large_lr_anneal"], label="crossover, exact")
+    ax.plot(cross.ratio, edge, "-", lw=0.8, color=PALETTE["edge"], label=r"stability edge $\eta\,s_{\max}=1$")
+    flips = pd.DataFrame([{**vars(f), "measured": f.measured} for f in cross.flips])
+    ax.errorbar(flips["ratio"], flips["measured"], yerr=[flips["measured"] - flips["low"],
+                                                        flips["high"] - flips["measured"]],
+                fmt="o", ms=4, color="k", capsize=2, label=f"sign change, measured ({number(cross.draws)} draws)")
+    ax.axhline(cross.floor, color=PALETTE["reference"], ls=":", lw=1, label=f"limit {number(cross.floor)} (r → ∞)")
+    ax.plot([nk.curvature_ratio], [nk.setting.eta_trace], "^", color="k", ms=8, label="Nakkiran's η (wins)")
+    q05, median, q95 = cross.report_ratio
+    ax.errorbar([median], [rep.eta_trace], xerr=[[median - q05], [q95 - median]], fmt="v", color="k", ms=8,
+                capsize=3, label="report's η, datasets' r 5–95% (loses)")
+    ax.set(xscale="log", xlabel=r"curvature ratio $r=s_{\max}/s_{\min}$", ylabel=r"$\eta\cdot\mathrm{tr}(S)$",
+           ylim=(0, 2.1), title="Where annealing's benefit changes sign")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    curve = pd.DataFrame({"kind": "exact", "ratio": cross.ratio, "eta_trace": cross.eta_trace, "edge": edge})
+    measured = flips.assign(kind="measured").rename(columns={"measured": "eta_trace", "exact": "exact_eta_trace",
+                                                              "low": "bracket_low", "high": "bracket_high"})
+    return fig, pd.concat([curve, measured], ignore_index=True)
 
 
 def factor_by_eps(result: ConvexResult):
@@ -373,9 +408,3 @@ def factor_by_eps(result: ConvexResult):
     ax.legend(fontsize=8)
     return fig, by_eps.rename(columns={"stop_loss": "stopping train loss", "ratio_median": "(A)/(B) median",
                                        "ratio_low": "(A)/(B) 5% of draws", "ratio_high": "(A)/(B) 95% of draws"})
-
-
-def window_fraction(result: ConvexResult, lr_trace: float) -> str:
-    """The pooled win rate below `lr_trace`, as a short phrase."""
-    rate, count = result.window.pooled_below(lr_trace)
-    return f"{percent(rate)} of {number(count)} (dataset, rate) pairs"

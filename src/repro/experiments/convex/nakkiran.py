@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from repro.experiments.convex.analysis import bias_crossover, contraction_bias
+from repro.experiments.convex.analysis import bias_crossover, contraction_bias, crossover_eta_trace, crossover_floor
 from repro.experiments.convex.schedules import early_stopped_gd, make_datasets
 
 if TYPE_CHECKING:  # the package's Params, for annotations only
@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # the package's Params, for annotations only
 # flow, both run to the same train loss; the claim is that (A)'s test loss is twice (B)'s.
 NAKKIRAN_CLAIMED_RATIO = 2.0
 NAKKIRAN_SOURCE = "Nakkiran (2020), section 1"
+# Where annealing's benefit changes sign does not depend on beta* (the exact criterion, contraction_bias, does not
+# involve it), so the first FLIP_DRAWS draws locate it as well as all of them, at a fraction of the cost; the
+# bisection on eta * s_max in (1/2, 1) halves the bracket FLIP_BISECTIONS times (to 0.002 in eta * s_max).
+FLIP_DRAWS = 512
+FLIP_BISECTIONS = 8
 
 
 def nakkiran_datasets(seed: int, n_datasets: int, n_samples: int, curvature_ratio: float):
@@ -206,3 +211,38 @@ def report_side(p: Params, rmse_small: np.ndarray, rmse_anneal: np.ndarray) -> d
             "bias": float(np.median(contraction_bias(eta, split["s_max"], split["s_min"]))),
             "test_small": float((rmse_small**2).mean()), "test_anneal": float((rmse_anneal**2).mean()),
             "win_rate": float((rmse_anneal < rmse_small).mean()), "n": int(len(rmse_small))}
+
+
+def sign_change(beta_star: torch.Tensor, x: torch.Tensor, y: torch.Tensor, ratio: float, large_steps: int,
+                stop_loss: float, bisections: int = FLIP_BISECTIONS) -> tuple[float, float]:
+    """Where the mean relative benefit of (B) over (A), (test(A) - test(B)) / test(A), changes sign on train
+    covariances diag(ratio, 1), as a bracket in eta * tr(S): bisection on eta * s_max between 1/2 (the sharp
+    direction zeroed in one step: (B) ends flat, and loses) and 1 (never contracted: (B) ends sharp, and wins)."""
+    lo, hi = 0.5, 1.0
+    for _ in range(bisections):
+        mid = (lo + hi) / 2
+        r = nakkiran_compare(beta_star, x, y, mid / ratio, large_steps, stop_loss)
+        if float(((r["test_flow"] - r["test_anneal"]) / r["test_flow"]).mean()) > 0:
+            hi = mid
+        else:
+            lo = mid
+    trace_over_smax = (ratio + 1.0) / ratio
+    return lo * trace_over_smax, hi * trace_over_smax
+
+
+def crossover(p: Params) -> dict:
+    """The crossover of contraction_bias against the curvature ratio r = s_max / s_min, exactly (bias_crossover)
+    on a fine grid of r, and measured: where annealing's mean benefit changes sign on Nakkiran's covariances
+    diag(r, 1), for `sweep_size` ratios. Also the curvature ratios of the report's datasets."""
+    curve = np.geomspace(1.01, 1000, 48)
+    flips = []
+    for ratio in np.geomspace(1.25, 50, p.sweep_size):
+        beta_star, x, y = nakkiran_datasets(p.seed, min(p.n_datasets, FLIP_DRAWS), p.n_samples, float(ratio))
+        low, high = sign_change(beta_star, x, y, float(ratio), p.nakkiran_large_steps, p.nakkiran_stop_loss)
+        flips.append({"ratio": float(ratio), "exact": crossover_eta_trace(float(ratio)), "low": low, "high": high})
+    _, x, _ = make_datasets(p.seed, p.n_datasets, p.n_samples, p.noise_std)
+    split = curvature_split(train_covariance(x))
+    report_ratio = split["s_max"] / split["s_min"]
+    return {"ratio": curve, "eta_trace": [crossover_eta_trace(float(r)) for r in curve], "floor": crossover_floor(),
+            "flips": flips, "draws": min(p.n_datasets, FLIP_DRAWS),
+            "report_ratio": [float(np.quantile(report_ratio, q)) for q in (0.05, 0.5, 0.95)]}

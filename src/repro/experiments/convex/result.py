@@ -151,6 +151,17 @@ class Window:
     def peak(self) -> CurvatureBin:
         return max(self.by_curvature, key=lambda b: b.win_rate)
 
+    def crossing(self, name: str, level: float) -> float:
+        """Where the binned `name` ("win_rate" or "gain_mean") rises through `level` below the peak of the win
+        rate, interpolated in log(lr_trace) between the two bins around it; NaN if it does not."""
+        bins = self.by_curvature[: self.by_curvature.index(self.peak) + 1]
+        for a, b in reversed(list(zip(bins, bins[1:], strict=False))):
+            ya, yb = getattr(a, name), getattr(b, name)
+            if ya <= level < yb:
+                t = (level - ya) / (yb - ya)
+                return float(np.exp((1 - t) * np.log(a.lr_trace) + t * np.log(b.lr_trace)))
+        return float("nan")
+
     def pooled_below(self, lr_trace: float) -> tuple[float, int]:
         """The win rate over every (dataset, rate) pair in the bins below `lr_trace`, and their number."""
         below = [b for b in self.by_curvature if b.lr_trace < lr_trace]
@@ -238,9 +249,40 @@ class Nakkiran:
 
 
 @dataclass(frozen=True)
+class Flip:
+    """Where annealing's mean benefit changes sign on Nakkiran's covariances diag(ratio, 1), in eta * tr(S)."""
+
+    ratio: float
+    exact: float  # the crossover of contraction_bias
+    low: float  # the measured bracket
+    high: float
+
+    @property
+    def measured(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def relative_error(self) -> float:
+        return self.measured / self.exact - 1
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """The crossover against the curvature ratio r = s_max / s_min: exact on a fine grid, measured at a few r."""
+
+    ratio: np.ndarray
+    eta_trace: np.ndarray  # the exact crossover in eta * tr(S) at each ratio
+    floor: float  # its limit as r -> oo (it tends to 1 as r -> 1)
+    flips: list[Flip]
+    draws: int  # draws of beta* the measured sign changes are averaged over
+    report_ratio: list[float]  # 5%, 50% and 95% quantiles of the report's datasets' curvature ratios
+
+
+@dataclass(frozen=True)
 class Foil:
     nakkiran: Nakkiran
     report: Setting
+    crossover: Crossover
 
 
 # ----------------------------------------------------------------------------------- the level-set figure
@@ -289,8 +331,11 @@ class ConvexResult:
             by_eps=[_pick(EpsPoint, e) for e in d["nakkiran"]["by_eps"]],
             by_eta=[_pick(EtaPoint, e) for e in d["nakkiran"]["by_eta"]],
             paths=_pick(NakkiranPaths, {k: np.array(v) if isinstance(v, list) else v for k, v in paths.items()}))
+        c = d["crossover"]
+        crossover = _pick(Crossover, c, ratio=np.array(c["ratio"]), eta_trace=np.array(c["eta_trace"]),
+                          flips=[Flip(**f) for f in c["flips"]])
         return cls(r, Exact([Split(**row) for row in d["exact"]]), report, window,
-                   Foil(nakkiran, _pick(Setting, side)), _level_sets(d["paths"]))
+                   Foil(nakkiran, _pick(Setting, side), crossover), _level_sets(d["paths"]))
 
 
 def _level_sets(paths: dict[str, Any]) -> dict[str, LevelSetPanel]:

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from repro.experiments.convex.analysis import REPORT_LEVEL_SET_RANGE, REPORT_LEVEL_SET_SOURCE
+from repro.experiments.convex.analysis import REPORT_LEVEL_SET_RANGE, REPORT_LEVEL_SET_SOURCE, crossover_floor
 from repro.experiments.convex.nakkiran import NAKKIRAN_CLAIMED_RATIO, NAKKIRAN_SOURCE
-from repro.experiments.convex.result import ConvexResult, Nakkiran, ReportRuns, Window
+from repro.experiments.convex.result import ConvexResult, Crossover, Nakkiran, ReportRuns, Window
 from repro.experiments.convex.schedules import REPORT_AVERAGES, REPORT_SOURCE, wilson_interval
 from repro.fmt import number, percent, ratio, signed
 from repro.regime import INCONCLUSIVE, Regime, at_least
@@ -23,10 +23,14 @@ MIN_FINISHED = Threshold(0.95, "", "schedules are compared at the same train los
                                    "not reach it are left out, and must stay few so as not to bias the comparison")
 REPORT_DIFF_RARE = Threshold(0.025, "", "a 10-dataset average that reaches the report's difference this rarely "
                                         "lies outside the central 95% of what a 10-run table shows in our setting")
-LOSING_BELOW = Threshold(0.5, "", "η·tr(S) below which section 3 predicts that a large step contracts the sharp "
-                                  "direction first, leaving the error where the population loss weighs it most")
+LOSING_BELOW = Threshold(crossover_floor(), "", "η·tr(S) below which a large step contracts the sharp train "
+                         "direction relatively more than gradient flow for every curvature ratio (the crossover's "
+                         "limit as s_max/s_min grows, section 4), leaving the error where the population loss weighs "
+                         "it most")
 RATIO_TOLERANCE = Threshold(0.05, "", "relative; at a stopping loss of 0.001 the factor is within a few percent of "
                                       "its small-loss limit")
+FLIP_TOLERANCE = Threshold(0.01, "", "relative; the bisection brackets the sign change to 0.2-0.3% of the crossover, "
+                                     "and the finite stopping loss and number of large steps may move it a little")
 
 # The report's 10-run difference of mean RMSEs, small LR minus annealed.
 REPORT_DIFF = REPORT_AVERAGES["small"] - REPORT_AVERAGES["anneal"]
@@ -53,6 +57,7 @@ def verdicts(result: ConvexResult) -> list[Verdict]:
         out.append(window_verdict(result.window))
     if result.foil is not None:
         out.append(nakkiran_verdict(result.foil.nakkiran))
+        out.append(crossover_verdict(result.foil.crossover))
     return out
 
 
@@ -93,16 +98,19 @@ def window_verdict(window: Window) -> Verdict:
     helps, hurts = peak_low > COIN_FLIP.value, below_high < COIN_FLIP.value
     fades = abs(window.by_n[-1].paired.win_rate - 0.5) < abs(window.by_n[0].paired.win_rate - 0.5)
     return Verdict(
-        key="large-rate-window", claim=r"A large initial rate helps only near $\eta\,\mathrm{tr}(S)=1$, and hurts "
-        rf"below $\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$", source="this chapter's prediction (section 3)",
-        paper="", ours=f"peak win rate {percent(peak.win_rate)} at η·tr(S) ≈ {number(peak.lr_trace)}; "
-                       f"{percent(below)} below {LOSING_BELOW}",
+        key="large-rate-window", claim=r"A large initial rate helps only above a crossover between "
+        rf"$\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$ and 1, and hurts below "
+        rf"$\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$",
+        source="this chapter's prediction (sections 3 and 4)",
+        paper="", ours=f"win rate {percent(peak.win_rate)} at η·tr(S) ≈ {number(peak.lr_trace)}, above ½ from "
+                       f"{number(window.crossing('win_rate', 0.5))}; {percent(below)} below {LOSING_BELOW}",
         test=f"the 95% Wilson interval of the best η·tr(S) bin's win rate lies above {COIN_FLIP}, and that of the "
              f"win rate pooled over the (dataset, rate) pairs below η·tr(S) = {LOSING_BELOW} lies below it; partly "
              "if one of the two holds",
         status=INCONCLUSIVE if not count else status_of(helps and hurts, partly=helps or hurts),
         sentence="The effect fades as the number of samples grows." if fades else "", section=SECTION,
-        extra={"peak_win_rate": peak.win_rate, "peak_lr_trace": peak.lr_trace, "win_rate_below": below})
+        extra={"peak_win_rate": peak.win_rate, "peak_lr_trace": peak.lr_trace, "win_rate_below": below,
+               "win_crossing": window.crossing("win_rate", 0.5)})
 
 
 def nakkiran_regime(nk: Nakkiran) -> Regime:
@@ -134,3 +142,20 @@ def regimes(result: ConvexResult) -> list[Regime]:
     if result.foil is not None:
         out.append(nakkiran_regime(result.foil.nakkiran))
     return out
+
+
+def crossover_verdict(c: Crossover) -> Verdict:
+    worst = max(c.flips, key=lambda f: abs(f.relative_error))
+    near = [abs(f.relative_error) <= FLIP_TOLERANCE.value for f in c.flips]
+    return Verdict(
+        key="sign-change-crossover", claim="Annealing's benefit changes sign where a large step's relative "
+        r"contraction crosses 1: at an $\eta\,\mathrm{tr}(S)$ that depends on the curvature ratio "
+        rf"$r=s_{{\max}}/s_{{\min}}$, from 1 ($r\to1$) to {number(c.floor)} ($r\to\infty$)",
+        source="this chapter's analysis (section 4), on Nakkiran's construction", paper="",
+        ours=f"measured within {percent(abs(worst.relative_error), 2)} of the exact crossover at {len(c.flips)} "
+             f"ratios from {number(c.flips[0].ratio)} to {number(c.flips[-1].ratio)}",
+        test=f"at each ratio r, the sign change of the mean benefit of (B) over (A) on covariances diag(r, 1) "
+             f"({number(c.draws)} draws, by bisection) lies within {FLIP_TOLERANCE} (relative) of the exact crossover; "
+             "partly if it does at half of the ratios or more",
+        status=status_of(all(near), partly=sum(near) >= len(near) / 2), section=SECTION,
+        extra={"worst_relative_error": worst.relative_error, "floor": c.floor})
