@@ -57,6 +57,9 @@ def test_bad_grids_stop_with_one_sentence(grid, fixed, message):
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--executor", "dask"], "Unknown executor 'dask'"),
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--preset", "huge"], "Unknown preset 'huge'"),
     (["sweep", "store", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'store'"),
+    (["sweep", "noise_scale.nosuch", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'noise_scale.nosuch'"),
+    (["sweep", "nosuch.point", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'nosuch.point'"),
+    (["sweep", "noise_scale..point", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'noise_scale..point'"),
     (["sweep", POINT, "-g", "lr", "-1,0.1"], "Grid point lr=-1: Parameter lr must be > 0"),
     (["run", "convex", "-g", "lr_large", "0.1,0.2"], "-g NAME V1,V2,... belongs to `sweep`"),
 ])
