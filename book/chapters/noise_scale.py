@@ -38,13 +38,13 @@ lambda0_batches = 2  # minibatches lambda0 is averaged over
 lanczos_iters = 15  # Lanczos iterations per top eigenvalue
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from repro.experiments import noise_scale
 from repro.experiments.noise_scale import figures, verdicts
 from repro.report import (
     book_style,
+    collapsed,
     provenance_table,
     regime_table,
     show_figure,
@@ -154,9 +154,8 @@ display(figures.noise_groups_table(result))
 # One row per run: its setting, the three quantities, the run length $t\eta\lambda$ ($t$ steps, in units of
 # $1/(\eta\lambda)$), train and test accuracy, and whether it counts as learned.
 
-# %% tags=["details", "hide-output"]
-with pd.option_context("display.max_rows", None):
-    display(figures.runs_table(result))
+# %% tags=["details"]
+collapsed("Every run of the grid", figures.runs_table(result))
 
 # %% [markdown] tags=["details"]
 # ## The regimes the verdicts checked
