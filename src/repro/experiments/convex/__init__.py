@@ -40,7 +40,8 @@ class Params(P.Params):
     anneal_loss: float = P.param(0.3, "train loss at which the large rate is annealed to the small one", gt=0)
     stop_loss: float = P.param(0.1, "early-stopping train loss (the report: 0.1)", gt=0)
     max_steps: int = P.param(20_000, "give up on a run that has not reached stop_loss by then", ge=1)
-    sweep_size: int = P.param(7, "grid points per axis of the win-rate sweeps", ge=2, le=12)
+    sweep_size: int = P.param(7, "grid points per axis of the win-rate sweeps, and curvature ratios of the crossover's",
+                              ge=2, le=12)
     nakkiran_curvature_ratio: float = P.param(
         2.0, "Nakkiran's setting: train covariance S = diag(ratio, 1), test covariance I", gt=1)
     nakkiran_eta_smax: float = P.param(
@@ -52,7 +53,7 @@ class Params(P.Params):
     PRESETS = {
         # 64 datasets and a 3-point sweep: seconds, for the tests
         "smoke": {"n_datasets": 64, "sweep_size": 3, "max_steps": 20_000},
-        # 20,000 datasets per setting and a 9-point sweep: about two minutes on a CPU (no GPU needed)
+        # 20,000 datasets per setting and a 9-point sweep: minutes on a CPU (no GPU needed)
         "paper": {"n_datasets": 20_000, "sweep_size": 9},
     }
 
