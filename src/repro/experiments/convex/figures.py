@@ -202,7 +202,8 @@ def sweep_figure(result: ConvexResult):
     grid = pd.DataFrame([vars(g) for g in win.grid])
     table = grid.pivot(index="lr_ratio", columns="stop_loss", values="win_rate").sort_index(ascending=False)
     fig, axes = figure(ncols=2, width=5.0, height=4.0)
-    sns.heatmap(table, ax=axes[0], vmin=0, vmax=1, cmap="vlag_r", annot=True, fmt=".2f", annot_kws={"size": 7},
+    sns.heatmap(table, ax=axes[0], vmin=0, vmax=1, cmap="vlag_r", annot=table.map(lambda v: number(v, 2)).to_numpy(),
+                fmt="", annot_kws={"size": 7},
                 xticklabels=[number(v, 2) for v in table.columns], yticklabels=[number(v) for v in table.index],
                 cbar_kws={"label": "annealed wins (fraction)"})
     axes[0].set(xlabel="stop_loss", ylabel="lr_large / lr_small", title="Win rate of the annealed schedule")

@@ -98,9 +98,9 @@ def window_verdict(window: Window) -> Verdict:
     helps, hurts = peak_low > COIN_FLIP.value, below_high < COIN_FLIP.value
     fades = abs(window.by_n[-1].paired.win_rate - 0.5) < abs(window.by_n[0].paired.win_rate - 0.5)
     return Verdict(
-        key="large-rate-window", claim=r"A large initial rate helps only above a crossover between "
-        rf"$\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$ and 1, and hurts below "
-        rf"$\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$",
+        key="large-rate-window", claim=r"A large initial rate hurts below "
+        rf"$\eta\,\mathrm{{tr}}(S)={number(LOSING_BELOW.value)}$, whatever the dataset, and helps above a "
+        "crossover between that and 1",
         source="this chapter's prediction (sections 3 and 4)",
         paper="", ours=f"win rate {percent(peak.win_rate)} at η·tr(S) ≈ {number(peak.lr_trace)}, above ½ from "
                        f"{number(window.crossing('win_rate', 0.5))}; {percent(below)} below {LOSING_BELOW}",
