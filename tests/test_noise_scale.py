@@ -10,7 +10,7 @@ from test_determinism import stored_files, without_timings
 from repro.experiments import noise_scale as N
 from repro.experiments.noise_scale import analysis as A
 from repro.experiments.noise_scale import verdicts as V
-from repro.experiments.noise_scale.result import NoiseScaleResult
+from repro.experiments.noise_scale.result import Candidate, NoiseScaleResult
 from repro.params import ConfigError
 from repro.regime import INCONCLUSIVE
 from repro.store import Result, Store
@@ -120,9 +120,15 @@ def test_the_window_is_judged_as_a_window():
 
 
 def test_a_difference_is_called_only_beyond_its_spread_across_seeds():
+    """Old rule: a quantity beats the learning rate alone when its collapse score is higher by 0.05. Here it is
+    higher by 0.15 on average, but one seed's grid says the opposite: not called, so at most partly."""
     assert V.called(0.3, 0.1) and not V.called(0.2, 0.1) and not V.called(0.5, float("nan"))
     assert A.mean_and_se([0.1, 0.3]) == pytest.approx((0.2, 0.1))
     assert math.isnan(A.mean_and_se([0.2])[1])  # one seed: nothing is called
+    c = Candidate("noise_scale", "η/B", 40, 0.5, 0.8, 0.5, 0.8, [0.9, 0.6], [0.5, 0.7], {})
+    margin, se = c.vs_baseline
+    assert margin == pytest.approx(0.15) and se == pytest.approx(0.25) and not V.called(margin, se)
+    assert c.collapse >= V.COLLAPSES.value and V.collapse_status(c) == PARTLY
 
 
 # ------------------------------------------------------------------------------- verdicts on synthetic grids

@@ -62,12 +62,15 @@ def _with(regime: Regime, other: Regime) -> Regime:
     return Regime(regime.subject, f"{regime.needs}; {other.needs}", [*regime.conditions, *other.conditions])
 
 
-def _collapse_status(c: Candidate) -> tuple[str, str]:
-    """A candidate's status by its collapse score and its margin over the learning rate alone, and `ours`."""
+def collapse_status(c: Candidate) -> str:
+    """A candidate's status by its collapse score and its margin over the learning rate alone (by seed)."""
     margin, se = c.vs_baseline
-    holds = c.collapse >= COLLAPSES.value and called(margin, se)
-    ours = f"collapse {number(c.collapse)} on {c.n} runs; over η alone {pm(margin, se)}"
-    return status_of(holds, partly=c.collapse >= PARTLY_COLLAPSES.value), ours
+    return status_of(c.collapse >= COLLAPSES.value and called(margin, se), partly=c.collapse >= PARTLY_COLLAPSES.value)
+
+
+def _collapse_ours(c: Candidate) -> str:
+    margin, se = c.vs_baseline
+    return f"collapse {number(c.collapse)} on {c.n} runs; over η alone {pm(margin, se)}; ρ {number(c.spearman)}"
 
 
 def _collapse_test(runs: str) -> str:
@@ -77,11 +80,10 @@ def _collapse_test(runs: str) -> str:
 
 def noise_scale_verdict(grid: Grid) -> Verdict:
     c = grid.candidates["noise_scale"]
-    status, ours = _collapse_status(c)
     return Verdict(
         key="noise-scale", claim=r"The SGD noise scale $\eta/B$ alone predicts test accuracy",
         source="Smith & Le 2018; Goyal et al. 2017", paper="equal η/B, equal accuracy",
-        ours=ours + f"; ρ {number(c.spearman)}", test=_collapse_test("the runs that learned"), status=status,
+        ours=_collapse_ours(c), test=_collapse_test("the runs that learned"), status=collapse_status(c),
         regime=grid_regime(grid), section=SECTION,
         extra={"collapse": c.collapse, "spearman": c.spearman, "collapse_all": c.collapse_all,
                "spearman_all": c.spearman_all, "vs_lr": c.vs_baseline[0]})
@@ -89,13 +91,12 @@ def noise_scale_verdict(grid: Grid) -> Verdict:
 
 def intrinsic_lr_verdict(grid: Grid) -> Verdict:
     c = grid.candidates["intrinsic_lr"]
-    status, ours = _collapse_status(c)
     regime = _with(grid_regime(grid), equilibrium_regime(grid))
     return Verdict(
         key="intrinsic-lr", claim=r"At equilibrium, the intrinsic learning rate $\eta\lambda$ alone predicts test "
         "accuracy", source="Li, Lyu, Arora 2020", paper="equal η·λ, equal equilibrium",
-        ours=ours + f"; ρ {number(c.spearman)}", test=_collapse_test("the learned runs at equilibrium"),
-        status=status, regime=regime, section=SECTION,
+        ours=_collapse_ours(c), test=_collapse_test("the learned runs at equilibrium"),
+        status=collapse_status(c), regime=regime, section=SECTION,
         extra={"collapse": c.collapse, "spearman": c.spearman, "vs_lr": c.vs_baseline[0]})
 
 
