@@ -64,7 +64,10 @@ def test_units_cover_the_paper_preset_exactly_once(chapter):
     spy = SpyStore(units)
     import importlib
 
-    importlib.import_module(f"repro.experiments.{chapter}").run(p, store=spy)
+    try:
+        importlib.import_module(f"repro.experiments.{chapter}").run(p, store=spy)
+    except (KeyError, IndexError, TypeError, ValueError):
+        pass  # a chapter's typed result cannot be built from empty units; the calls it made are what is checked
     assert sorted(spy.calls) == sorted((u.experiment, u.key) for u in units)  # each unit once, nothing else
     assert len({u.name for u in units}) == len(units) and all(u.chapter == chapter for u in units)
 

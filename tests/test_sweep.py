@@ -7,17 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from repro import sweep as S
 from repro.cli import main
-from repro.experiments import noise_scale as N
-from repro.experiments import noise_scale_point as NP
+from repro.experiments.noise_scale import point as NP
 from repro.params import ConfigError
 from repro.store import Store
 
-POINT = "noise_scale_point"
+POINT = "noise_scale.point"
 # two tiny points: 64 steps of a width-8 BN MLP on 512 MNIST images
 TINY = {"n_train": "512", "n_test": "200", "width": "8", "lanczos_iters": "4"}
 
@@ -57,6 +55,9 @@ def test_bad_grids_stop_with_one_sentence(grid, fixed, message):
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--executor", "dask"], "Unknown executor 'dask'"),
     (["sweep", POINT, "-g", "lr", "0.1,0.2", "--preset", "huge"], "Unknown preset 'huge'"),
     (["sweep", "store", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'store'"),
+    (["sweep", "noise_scale.nosuch", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'noise_scale.nosuch'"),
+    (["sweep", "nosuch.point", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'nosuch.point'"),
+    (["sweep", "noise_scale..point", "-g", "lr", "0.1,0.2"], "Unknown sweep target 'noise_scale..point'"),
     (["sweep", POINT, "-g", "lr", "-1,0.1"], "Grid point lr=-1: Parameter lr must be > 0"),
     (["run", "convex", "-g", "lr_large", "0.1,0.2"], "-g NAME V1,V2,... belongs to `sweep`"),
 ])
@@ -65,19 +66,6 @@ def test_cli_bad_input_exits_2_before_running(args, message, capsys, isolated_re
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not isolated_results.exists()
-
-
-def test_noise_scale_chapter_grid_and_collapse_score():
-    p = N.Params.resolve("smoke")
-    assert len(p.points()) == 8 and {pt.params.width for pt in p.points()} == {32}
-    with pytest.raises(ConfigError, match="weight_decays expects comma-separated numbers"):
-        N.Params.resolve("smoke", {"weight_decays": "0,big"})
-    # a quantity that fixes the accuracy collapses it exactly; one unrelated to it does not
-    q = np.repeat([1.0, 2.0, 4.0, 8.0], 3)
-    acc = np.repeat([0.5, 0.9, 0.7, 0.2], 3)
-    assert N.collapse_score(q, acc) == pytest.approx(1.0)
-    assert N.collapse_score(np.tile([1.0, 2.0, 4.0], 4), acc) < 0
-    assert N.spearman(q, -q) == pytest.approx(-1.0)
 
 
 def test_a_point_stores_its_quantities():

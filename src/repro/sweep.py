@@ -44,13 +44,13 @@ EXECUTORS = ("local", "ray", "submitit")
 
 def target_module(name: str):
     """The module `repro.experiments.NAME`, which must define Params and run()."""
-    if not name.isidentifier():
+    if not all(part.isidentifier() for part in name.split(".")):  # a module or a package's module: noise_scale.point
         raise ConfigError(f"Unknown sweep target {name!r}; give a chapter name (see `python -m repro list`) or a "
                           f"module of repro.experiments.")
     try:
         module = importlib.import_module(f"repro.experiments.{name}")
     except ModuleNotFoundError as err:
-        if err.name != f"repro.experiments.{name}":
+        if not f"repro.experiments.{name}".startswith(err.name or "-"):  # a module the target imports is missing
             raise
         raise ConfigError(f"Unknown sweep target {name!r}; give a chapter name (see `python -m repro list`) or a "
                           f"module of repro.experiments.") from None

@@ -9,8 +9,8 @@
   batch's statistics as in training (mean over `lambda0_batches` batches). Gradient descent on a quadratic of
   curvature lambda0 is unstable for lr > 2 / lambda0.
 
-Each point is its own stored result, so the chapter's grid and `python -m repro sweep noise_scale_point` share
-them.
+Each point is its own stored result (experiment `noise_scale_point`), so the chapter's grid and
+`python -m repro sweep noise_scale.point` share them.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ from repro.models.preresnet import preresnet32
 from repro.store import Result, Store
 from repro.train.loop import channel_stats, constant, normalize, train
 
+EXPERIMENT = "noise_scale_point"  # the store's name for a point (the sweep reads it too)
 VERSION = 1
 EDGE = 2.0  # lr * lambda0 above which gradient descent on the local quadratic is unstable
+EVALUATIONS = 4  # evaluations of a run: at a quarter, half and three quarters of its steps, and at the end
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,15 @@ class Params(P.Params):
         return self.epochs * (self.n_train // self.batch_size)
 
 
+def image_passes(p: Params) -> float:
+    """A run's work in image passes through the network (forward and backward), for a campaign's time estimate:
+    its training steps, its evaluations (forward only, about a third of a pass) on the test set and on as many
+    training images, and lambda0's Lanczos iterations (a Hessian-vector product, about two passes, per iteration
+    and batch)."""
+    evaluation = EVALUATIONS * (p.n_test + min(p.n_train, p.n_test)) / 3
+    return p.steps * p.batch_size + evaluation + 2 * p.lambda0_batches * p.lanczos_iters * p.batch_size
+
+
 def build_model(p: Params, in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The network, initialised from `seed` on the CPU (so the same on every device)."""
     torch.manual_seed(p.seed)
@@ -121,8 +132,7 @@ def run(p: Params, store: Store | None = None, force: bool | None = None) -> Res
     store = store or Store()
     device = get_device()
 
-    return store.run("noise_scale_point", VERSION, p.to_dict(), lambda: compute(p, device), device=device,
-                     force=force)
+    return store.run(EXPERIMENT, VERSION, p.to_dict(), lambda: compute(p, device), device=device, force=force)
 
 
 def compute(p: Params, device: torch.device) -> dict:
@@ -144,7 +154,7 @@ def _compute(p: Params, device: torch.device) -> dict:
     hist = train(model, train_data, steps=p.steps, batch_size=p.batch_size, schedule=constant(p.lr, p.weight_decay),
                  seed=p.seed, momentum=0.0, test_data=test, train_eval_data=train_data.subset(min(p.n_train,
                                                                                                 p.n_test)),
-                 eval_every=max(1, p.steps // 4), augment=p.augment, stats=stats)
+                 eval_every=max(1, p.steps // EVALUATIONS), augment=p.augment, stats=stats)
     final_loss = hist.train_loss[-1]
     metrics = {
         "test_acc": hist.test_acc[-1], "train_acc": hist.train_acc[-1], "train_loss": final_loss,
