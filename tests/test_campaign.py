@@ -2,11 +2,15 @@
 smoke campaign stopped partway and resumed, bundles, and damaged or stale unit files."""
 
 import json
+import math
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 
+import campaign_units
 import pytest
 import torch
 
@@ -28,8 +32,23 @@ def recorded(tmp_path, monkeypatch):
     return tmp_path / "recorded"
 
 
+class Unserved(Exception):
+    """A merge read the content of a unit the spy serves: the spy has none to give."""
+
+
+class Blank(dict):
+    """A served unit's metrics, data and provenance: any read raises Unserved."""
+
+    def _unserved(self, *args, **kwargs):
+        raise Unserved
+
+    __getitem__ = get = __iter__ = __len__ = __contains__ = keys = values = items = _unserved
+
+
 class SpyStore(Store):
-    """Serves every unit with an empty result and records the calls; lets only the chapters' merges run."""
+    """Serves every unit with a blank result and records the calls; lets only the chapters' merges run. A merge
+    runs until it reads a served unit's content (Unserved, the one exception caught here): so a merge that calls
+    a unit twice, computes something that is no unit, or fails before it reads its units fails the test."""
 
     trains = False
 
@@ -40,16 +59,16 @@ class SpyStore(Store):
 
     def run(self, experiment, version, config, fn, *, device="cpu", force=None):
         key = config_key(experiment, version, config)
-        fake = Result(experiment, version, key, config, {}, {}, {})
+        blank = Result(experiment, version, key, config, Blank(), Blank(), Blank())
         if (experiment, key) in self.units:
             self.calls.append((experiment, key))
-            return fake
+            return blank
         assert experiment in MERGES, f"run() computes {experiment} outside its units"
         try:
             fn()
-        except (KeyError, IndexError, TypeError, ValueError):
-            pass  # a merge of empty results; the calls it made are what is checked
-        return fake
+        except Unserved:
+            pass  # the merge reached its units' numbers; the calls it made are what is checked
+        return blank
 
 
 @pytest.mark.parametrize("chapter", list(CHAPTERS))
@@ -144,15 +163,23 @@ def test_a_real_smoke_campaign_stops_partway_and_the_next_one_finishes(recorded,
     assert json.dumps(merged.result.metrics) == json.dumps(direct.metrics)  # the chapter draws the same numbers
 
 
-def test_the_worker_is_stopped_at_the_deadline(tmp_path):
-    worker = C.Worker()
-    unit = chapter_units("convex", "paper")[0]
+def test_a_worker_reports_errors_and_its_death_and_is_killed_at_once():
+    from repro.workers import Worker, wait
+
+    w = Worker()
+    w.submit("a", divmod, 7, 2)
+    assert wait([w], 60) == [(w, "a", "ok", (3, 1))]
+    w.submit("b", divmod, 1, 0)
+    [(_, _, status, text)] = wait([w], 60)
+    assert status == "error" and text.strip().splitlines()[-1].startswith("ZeroDivisionError: integer division")
+    w.submit("c", os._exit, 7)  # the process ends in mid-call
+    assert wait([w], 60) == [(w, "c", "died", "the worker process ended with exit code 7")]
+    v = Worker()
+    v.submit("d", time.sleep, 60)
+    assert wait([v], 0.2) == [] and v.task == "d"
     start = time.perf_counter()
-    status, text = worker(unit, "paper", 0.5, tmp_path)
-    assert status == "timeout" and "deadline" in text and not worker.proc.is_alive()
-    assert time.perf_counter() - start < 5
-    status, text = worker(unit, "paper", 5.0, tmp_path)  # a dead worker is reported, not waited for
-    assert status == "error" and "worker process ended" in text and time.perf_counter() - start < 5
+    v.kill()
+    assert not v.alive and time.perf_counter() - start < 5 and v.proc.exitcode == -signal.SIGKILL
 
 
 def test_corrupt_and_stale_unit_files_are_reported_and_redone(recorded):
@@ -199,8 +226,9 @@ def test_dry_run_prints_the_plan_without_papermill_or_jupyter(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     total = sum(len(chapter_units(c, "paper")) for c in CHAPTERS)
-    assert len(lines) == total + 2 and lines[1].startswith("learning_order theory/main")
-    assert lines[-1].startswith(f"0 of {total} units recorded; {total} pending")
+    assert len(lines) == total + 3 and lines[1].startswith("learning_order theory/main")
+    assert lines[-2].startswith(f"0 of {total} units recorded; {total} pending")
+    assert lines[-1].startswith("no bench is recorded yet")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -271,7 +299,7 @@ def test_a_checkpointed_run_with_its_norm_tracker_resumes_exactly(tmp_path):
 
 
 def test_a_stopped_units_checkpoint_comes_back_in_pieces_and_is_restored(recorded, tmp_path, monkeypatch):
-    monkeypatch.setattr(C, "PIECE_BYTES", 4096)
+    monkeypatch.setattr(C, "PIECE_BYTES", 8192)
     unit = chapter_units("intrinsic_lr", "smoke")[1]
     blob = torch.arange(3000, dtype=torch.float64)  # 24 kB: several pieces
 
@@ -282,11 +310,11 @@ def test_a_stopped_units_checkpoint_comes_back_in_pieces_and_is_restored(recorde
 
     report = C.run_campaign(60, tmp_path / "out", "smoke", ["intrinsic_lr"], execute=execute, rates={},
                             unknown_s=1, echo=False)
-    assert report.failed == ["intrinsic_lr:toy"]  # the first unit is the one stopped
+    assert report.failed == report.stopped == ["intrinsic_lr:toy"]  # the first unit is the one stopped
     toy = chapter_units("intrinsic_lr", "smoke")[0]
     pieces = sorted((tmp_path / "out").glob("ckpt-*"))
-    assert len(pieces) >= 4 and all(p.stat().st_size <= 4096 for p in pieces[:-1])
-    assert pieces[-1].name == f"ckpt-{toy.experiment}-{toy.key}.tar.pieces.json" and unit.key != toy.key
+    assert 4 <= len(pieces) <= C.RETURN_FILES and all(p.stat().st_size <= 8192 for p in pieces[:-1])
+    assert pieces[-1].name == "ckpt-units.tar.pieces.json" and unit.key != toy.key
     shutil.rmtree(C.unit_checkpoints(toy))  # a fresh machine: only the pieces came back
     assert C.restore_pieces(tmp_path / "out") == [f"{toy.experiment}-{toy.key}"]
     assert torch.equal(torch.load(C.unit_checkpoints(toy) / "runs" / "r.pt")["w"], blob)
@@ -310,20 +338,74 @@ def test_pieces_pack_under_the_limit_and_join_checks_every_byte(tmp_path):
         join(index, tmp_path / "j2")
 
 
-def test_the_bench_is_recorded_and_gives_a_dry_run_its_estimates(recorded):
-    rows = [{"model": "WRN-16-10", "fast_images_per_s": 5000.0, "reference_images_per_s": 800.0, "speedup": 6.25,
-             "fraction_of_peak": 0.3}]
-    report = {"device": "NVIDIA H200", "rows": rows}
-    result = C.bench_result(report, ["WRN-16-10"], "cpu", 12.0)
+def synthetic_bench(recorded, flight: dict[str, dict[int, float]], memory_mb: float = 3000.0,
+                    free_mb: float | None = 140_000.0, cores: int = 16) -> None:
+    """Record a bench of made-up figures on 'NVIDIA H200' (K = 1 alone: the K = 1 figure)."""
+    rows = [{"model": m, "batch_size": 128, "fast_images_per_s": per[1], "reference_images_per_s": per[1] / 6,
+             "speedup": 6.0, "fast_s_per_epoch_50k": 0.0, "reference_s_per_epoch_50k": 0.0, "gflop_per_image": 1.0,
+             "fraction_of_peak": 0.1, "peak_memory_mb": memory_mb} for m, per in flight.items()]
+    report = {"device": "NVIDIA H200", "rows": rows, "cpu_count": cores, "free_memory_mb": free_mb,
+              "in_flight": {m: {str(k): {"images_per_s": v, "peak_memory_mb": memory_mb} for k, v in per.items()}
+                            for m, per in flight.items()}}
+    result = C.bench_result(report, list(flight), "cpu", 12.0)
     C.write_unit_file(recorded, {**_jsonable(result.to_json()),
                                  "recorded": {"chapter": "bench", "preset": "paper", "unit": "bench"}})
-    rec = read_recorded(recorded / "bench" / f"{result.key}.json", C.BENCH_VERSION)
-    assert rec.result.metrics["WRN-16-10"]["speedup"] == 6.25
-    assert C.newest_bench() == {"WRN-16-10": 5000.0}
-    plan = C.run_campaign(600, None, "paper", ["learning_order"], dry_run=True, echo=False).plan
-    patch = next(p for p in plan if p.unit.name == "patch/large_lr/seed0")
-    assert patch.estimate_s == pytest.approx(C.OVERHEAD_S + 60 * (390 * 128 + 10_000) / 5000.0)
-    assert next(p for p in plan if p.unit.name == "patch/small_lr_noise/seed0").estimate_s is None  # not benched
+
+
+FLIGHT = {"F1": {1: 1000.0, 2: 1800.0, 4: 3000.0, 8: 3200.0}, "WRN-16-10": {1: 500.0, 2: 600.0, 4: 640.0, 8: 650.0}}
+
+
+def test_the_windows_left_come_from_the_recorded_bench(recorded):
+    """Fake units (tests/campaign_units.py, chapter "plan"): 1.32e6 F1 and 6e4 WRN-16-10 image passes, and one
+    unit without a bench network. Their time at K, 1.32e6 / F1(K) + 6e4 / WRN(K), is 1440, 833, 534 and 505 s for
+    K = 1, 2, 4, 8: K = 4 is the smallest within 10% of the best."""
+    synthetic_bench(recorded, FLIGHT)
+    assert C.newest_bench().single == {"F1": 1000.0, "WRN-16-10": 500.0}
+    report = C.run_campaign(420, None, "paper", ["plan"], dry_run=True, source=campaign_units.units, unknown_s=100,
+                            echo=False)
+    assert report.workers == 4
+    est = {p.unit.name: p.estimate_s for p in report.plan}
+    # one unit's share at K = 4: 3000 / 4 images/s on F1, 640 / 4 on WRN-16-10
+    assert est == {"f1/big": C.OVERHEAD_S + 1.2e6 / 750, "f1/small": C.OVERHEAD_S + 1.2e5 / 750,
+                   "wrn": C.OVERHEAD_S + 6e4 / 160, "toy": None}
+    seconds = 3 * C.OVERHEAD_S + 1.32e6 / 750 + 6e4 / 160 + 100  # 2295 s
+    assert report.windows.rows == [("plan", 4, pytest.approx(seconds), math.ceil(seconds / (4 * 420)))]
+    assert report.windows.total == 2 and report.windows.too_long == ["plan:f1/big"]
+    assert report.windows.assumed == 1
+    text = "\n".join(report.log)
+    assert "throughput from the bench recorded on NVIDIA H200" in text and "K = 4:" in text
+    assert "windows left at K = 4 units in flight, 420 s of compute per window" in text
+    assert f"{'plan':<16}{4:>8}{seconds:>14.0f}{2:>9}" in text
+    # --workers K overrides the choice; the estimates follow K's share of the aggregate
+    report = C.run_campaign(420, None, "paper", ["plan"], dry_run=True, source=campaign_units.units, unknown_s=100,
+                            workers=2, echo=False)
+    assert report.workers == 2 and report.plan[0].estimate_s == C.OVERHEAD_S + 1.2e6 / (1800 / 2)
+
+
+def test_k_is_capped_by_the_cores_and_the_gpu_memory(recorded):
+    synthetic_bench(recorded, FLIGHT)
+    tp = C.newest_bench()
+    plan = C.make_plan("paper", ["plan"], {}, recorded, campaign_units.units)
+    assert C.choose_workers(tp, plan, cores=16, free_memory_mb=140_000)[0] == 4
+    # F1 alone: 1320, 733, 440, 413 s at K = 1, 2, 4, 8; one core, or memory for 3 units, stops it earlier
+    f1 = [p for p in plan if p.unit.work.model == "F1"]
+    assert C.choose_workers(tp, f1, 16, 140_000)[0] == 4
+    assert C.choose_workers(tp, f1, 1, 140_000)[0] == 1
+    per_unit = 3000 * C.UNIT_MEMORY_FACTOR + C.UNIT_MEMORY_FIXED_MB
+    k, why = C.choose_workers(tp, f1, 16, 3 * per_unit)
+    assert k == 2 and "GiB a unit" in why  # 3 units fit: the measured levels under 3 are 1 and 2
+    assert C.choose_workers(tp, [p for p in plan if p.unit.work.model is None], 16, None)[0] == 1
+
+
+def test_a_recorded_bench_of_another_version_or_device_is_not_used(recorded):
+    synthetic_bench(recorded, FLIGHT)
+    assert C.newest_bench("NVIDIA H200") is not None and C.newest_bench("CPU (x, 2 threads)") is None
+    path = next((recorded / "bench").glob("*.json"))
+    payload = json.loads(path.read_text())
+    payload["version"] = C.BENCH_VERSION - 1
+    payload["key"] = config_key("bench", payload["version"], payload["config"])
+    path.write_text(json.dumps(payload))
+    assert C.newest_bench() is None
 
 
 def test_a_chapter_says_how_many_of_its_paper_units_are_recorded(recorded):

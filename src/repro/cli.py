@@ -36,7 +36,17 @@ def _bench(args) -> int:
     if any(m not in MODELS for m in models) or args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
         raise ConfigError(f"bench takes --models from {', '.join(MODELS)}, --batch-size >= 1, --steps >= 1 "
                           f"and --warmup >= 0.")
-    report = run_bench(models, args.batch_size, args.steps, args.warmup, args.device)
+    if args.concurrency is None:
+        concurrency = ()
+    else:
+        try:
+            concurrency = tuple(int(k) for k in args.concurrency.split(","))
+        except ValueError:
+            concurrency = (0,)
+        if any(k < 1 for k in concurrency):
+            raise ConfigError(f"bench --concurrency takes comma-separated numbers of units in flight >= 1, like "
+                              f"1,2,4,8; got {args.concurrency!r}.")
+    report = run_bench(models, args.batch_size, args.steps, args.warmup, args.device, concurrency=concurrency)
     report["command"] = "python -m repro bench " + " ".join(_sys.argv[2:])
     print(format_report(report))
     if args.out:
@@ -106,8 +116,10 @@ def _campaign(args) -> int:
     chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
     for name in chapters or []:
         get_chapter(name)
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("campaign --workers takes a number of units in flight >= 1.")
     run_campaign(args.budget, Path(args.out) if args.out else None, args.preset, chapters, dry_run=args.dry_run,
-                 device=args.device, unknown_s=args.unknown_s)
+                 device=args.device, unknown_s=args.unknown_s, workers=args.workers)
     return 0
 
 
@@ -155,6 +167,8 @@ def _main(argv: list[str]) -> int:
     bench.add_argument("--steps", type=int, default=20, help="timed SGD steps per loop")
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    bench.add_argument("--concurrency", default=None, metavar="K1,K2,...",
+                       help="also time K units in flight at once for each K, e.g. 1,2,4,8 (worker processes)")
     bench.add_argument("--out", help="also write the figures as JSON here")
     camp = sub.add_parser("campaign", help="run the pending units of a preset that fit a time budget, recording "
                                            "each (for a short GPU window)")
@@ -166,6 +180,8 @@ def _main(argv: list[str]) -> int:
     camp.add_argument("--device", default=None, choices=("cpu", "cuda"), help="default: CUDA when present")
     camp.add_argument("--unknown-s", type=float, default=120.0,
                       help="seconds assumed for a unit without an estimate (default: 120)")
+    camp.add_argument("--workers", type=int, default=None, metavar="K",
+                      help="units in flight at once (default: chosen from the bench; 1 without one)")
     camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     args = parser.parse_args(argv)
     if param_pairs and args.command not in ("run", "sweep"):
