@@ -172,6 +172,9 @@ def test_a_worker_reports_errors_and_its_death_and_is_killed_at_once():
     w.submit("b", divmod, 1, 0)
     [(_, _, status, text)] = wait([w], 60)
     assert status == "error" and text.strip().splitlines()[-1].startswith("ZeroDivisionError: integer division")
+    w.submit("u", campaign_units.units, "slow", "smoke")  # units hold closures: their return cannot be pickled
+    [(_, _, status, text)] = wait([w], 60)
+    assert status == "error" and "Can't pickle" in text and w.alive
     w.submit("c", os._exit, 7)  # the process ends in mid-call
     assert wait([w], 60) == [(w, "c", "died", "the worker process ended with exit code 7")]
     v = Worker()
@@ -414,3 +417,102 @@ def test_a_chapter_says_how_many_of_its_paper_units_are_recorded(recorded):
     text = recorded_summary([], "sharp_minima", merged_recorded("sharp_minima"))
     assert text.startswith("0 of the paper preset's 32 units are recorded at the current code version.")
     assert "python -m repro campaign" in text and "--preset paper --record" in text
+
+
+def test_two_units_in_flight_are_both_stopped_at_the_deadline_then_resumed_and_never_redone(recorded, tmp_path,
+                                                                                            monkeypatch):
+    """K = 2 worker processes (tests/campaign_units.py, chapter "slow"): both units start at once, checkpoint,
+    and sleep; the campaign's clock passes the deadline once both have checkpointed, and the campaign kills both
+    within a second; their checkpoints come back in one set of pieces; the next campaign resumes and records
+    both; a third one runs nothing."""
+    out = tmp_path / "out"
+    kw = dict(preset="smoke", chapters=["slow"], source=campaign_units.units, workers=2, unknown_s=1, rates={},
+              echo=False)
+    units = campaign_units.units("slow", "smoke")
+    files = [C.unit_checkpoints(u) / "fake" / "run.pt" for u in units]
+
+    def clock():  # an hour later once both units have checkpointed (whenever their workers got there)
+        return time.monotonic() + 3600 * all(f.exists() for f in files)
+
+    monkeypatch.setenv("CAMPAIGN_TEST_SLEEP", "600")
+    first = C.run_campaign(600, out, clock=clock, **kw)
+    assert first.finished == [] and sorted(first.stopped) == ["slow:slow/a", "slow:slow/b"]
+    assert "\n".join(first.log).count("stopped at the deadline") == 2
+    assert sorted(p.name for p in out.iterdir())[-1] == "ckpt-units.tar.pieces.json"
+    assert len(list(out.iterdir())) <= C.RETURN_FILES
+    for u in units:  # a fresh machine: only the pieces come back
+        shutil.rmtree(C.unit_checkpoints(u), ignore_errors=True)
+    monkeypatch.setenv("CAMPAIGN_TEST_SLEEP", "0")
+    second = C.run_campaign(60, out, **kw)
+    assert sorted(second.finished) == ["slow:slow/a", "slow:slow/b"] and second.failed == []
+    for u in units:
+        assert read_recorded(recorded / u.path, u.version).result.metrics["resumed"]  # from the pieces
+        assert not C.unit_checkpoints(u).exists()  # a finished unit leaves no checkpoint
+    bundle = json.loads((out / "units-0.json").read_text())["units"]  # the first campaign finished none
+    assert sorted(u["recorded"]["unit"] for u in bundle) == ["slow/a", "slow/b"]
+    third = C.run_campaign(60, out, **kw)
+    assert third.finished == third.failed == [] and "stop: no pending unit left" in third.log
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_a_crash_and_missing_data_leave_the_other_units_running(recorded, tmp_path, workers):
+    """Chapter "mixed": a unit that raises, one whose worker process dies in mid-unit (os._exit), one whose data
+    are missing at run time (DataError), one that declares CIFAR-100, which is not present; the two good units
+    after them are recorded, by a fresh worker where the old one died."""
+    report = C.run_campaign(120, tmp_path / "out", "smoke", ["mixed"], source=campaign_units.units, workers=workers,
+                            unknown_s=1, rates={}, echo=False)
+    assert sorted(report.finished) == ["mixed:good/a", "mixed:good/b"]
+    assert sorted(report.failed) == ["mixed:boom", "mixed:crash"] and report.stopped == []
+    assert report.needs == ["mixed:nodata"]
+    log = "\n".join(report.log)
+    assert "error mixed:boom after" in log and log.count("ValueError: boom") == 1
+    assert "error mixed:crash after" in log and "the worker process ended with exit code 5" in log
+    assert "needs data: mixed:nodata skipped: No cifar100 train data in /nowhere." in log
+    cifar = next(p for p in report.plan if p.unit.name == "cifar100")
+    assert cifar.state == "needs" and cifar.note == "needs cifar100" and "mixed:cifar100" not in log
+    states = {s.unit.name: s.state for s in unit_status(campaign_units.units("mixed", "smoke"), "smoke")}
+    assert states == {"boom": "pending", "crash": "pending", "nodata": "pending", "cifar100": "pending",
+                      "good/a": "recorded", "good/b": "recorded"}
+    plan = C.run_campaign(60, None, "smoke", ["mixed"], source=campaign_units.units, dry_run=True, rates={},
+                          echo=False)
+    assert "needs cifar100" in plan.log[0] and "1 skipped: their data are missing" in plan.log[0]
+
+
+def test_a_failing_bench_leaves_every_unit_its_unknown_estimate(recorded, tmp_path, monkeypatch):
+    import repro.bench
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory")
+
+    monkeypatch.setattr(repro.bench, "run_bench", broken)
+    ran = []
+
+    def execute(unit, preset, timeout, ckpt):
+        ran.append(unit.name)
+        return "ok", _payload(unit, preset)
+
+    report = C.run_campaign(600, tmp_path / "out", "smoke", ["sharp_minima"], execute=execute, unknown_s=2,
+                            device="cpu", echo=False)
+    assert report.log[0] == "bench failed (RuntimeError: CUDA error: out of memory); every unit takes --unknown-s"
+    units = chapter_units("sharp_minima", "smoke")
+    assert ran == [u.name for u in units] and all(p.estimate_s is None for p in report.plan)
+    assert report.workers == 1 and not (recorded / "bench").exists()
+
+
+def test_checkpoints_that_do_not_fit_the_returned_files_are_named_and_left_out(tmp_path, monkeypatch):
+    """Three units' checkpoints in value order (50, 80 and 30 kB) and 3 files of 64 kB (one of them the index):
+    the first and the third fit, the second is dropped and said so."""
+    monkeypatch.setattr(C, "PIECE_BYTES", 64 * 1024)
+    units = campaign_units.units("plan", "paper")[:3]
+    for u, size in zip(units, (50_000, 80_000, 30_000), strict=True):
+        (C.unit_checkpoints(u) / "runs").mkdir(parents=True)
+        (C.unit_checkpoints(u) / "runs" / "r.pt").write_bytes(os.urandom(size))
+    written, dropped = C.save_pieces(units, tmp_path / "out", files=3)
+    assert len(written) <= 3 and written[-1].name == "ckpt-units.tar.pieces.json"
+    assert len(dropped) == 1 and dropped[0].startswith("the checkpoint of plan:f1/small (0.1 MiB) does not fit")
+    blobs = {u.name: (C.unit_checkpoints(u) / "runs" / "r.pt").read_bytes() for u in units}
+    shutil.rmtree(C.checkpoint_root())
+    assert C.restore_pieces(tmp_path / "out") == sorted(f"{u.experiment}-{u.key}" for u in (units[0], units[2]))
+    for u in (units[0], units[2]):
+        assert (C.unit_checkpoints(u) / "runs" / "r.pt").read_bytes() == blobs[u.name]
+    assert not C.unit_checkpoints(units[1]).exists()

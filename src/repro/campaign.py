@@ -69,6 +69,7 @@ WINDOW_COMPUTE_S = 420.0
 # K is the smallest number of units in flight whose aggregate throughput is within this fraction of the best
 # measured: fewer units in flight finish sooner each, so fewer are lost at a window's deadline.
 KNEE = 0.10
+POLL_S = 1.0  # the campaign looks at its clock at least this often while units run
 # GPU memory of a unit: its bench peak (weights, optimizer, activations of one batch) twice over for the
 # evaluations' larger batches and the measurements, plus its CUDA context and its dataset on the device.
 UNIT_MEMORY_FACTOR, UNIT_MEMORY_FIXED_MB = 2.0, 2048.0
@@ -673,7 +674,7 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
                 report.say(f"stop: {len(left)} pending unit(s) do not fit the {max(deadline - now, 0):.0f} s left"
                            if left else "stop: no pending unit left", echo)
                 break
-            events = pool.wait(deadline - clock())
+            events = pool.wait(min(deadline - clock(), POLL_S))
             if not events and clock() >= deadline:
                 events = [(item, "timeout", "stopped at the deadline") for item in pool.stop_all()]
             for item, status, value in events:

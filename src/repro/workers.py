@@ -37,7 +37,10 @@ def _serve(conn, env: dict[str, str], threads: int | None) -> None:
             reply = ("ok", fn(*args))
         except Exception:  # reported to the parent, which goes on with the next call
             reply = ("error", traceback.format_exc(limit=6))
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except Exception:  # a value that cannot be pickled: say so rather than die
+            conn.send(("error", traceback.format_exc(limit=2)))
 
 
 def exit_text(code: int | None) -> str:
