@@ -7,11 +7,12 @@ image with PIL and torchvision transforms (random crop, flip, ToTensor, Normaliz
 Li et al.'s and Keskar et al.'s public code. Both train the same model on the same synthetic data of the right
 shape for the same number of SGD steps, after a warm-up; synthetic tensors are enough for throughput.
 
-Units in flight: K worker processes (repro.workers, one CPU thread each, each with its own CUDA context, as the
-campaign runs its units) train the fast path at once; after every worker's warm-up, all start their timed steps
-together, and the aggregate is all their images over the span from the first start to the last end. FLOPs per
-image are counted by torch's FlopCounterMode (one forward and backward); the peak they are compared with is
-measured here: a bf16 dense matrix product on a GPU, an fp32 one on a CPU.
+Units in flight: K worker processes (repro.workers, each with its own CUDA context and one CPU thread on a GPU,
+the cores shared out on a CPU, as the campaign runs its units) train the fast path at once; after every
+worker's warm-up, all start their timed steps together, and the aggregate is all their images over the span
+from the first start to the last end. FLOPs per image are counted by torch's FlopCounterMode (one forward and
+backward); the peak they are compared with is measured here: a bf16 dense matrix product on a GPU, an fp32 one
+on a CPU.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def _noisy(model: nn.Module, std: float = 0.4) -> nn.Module:
 
 # Units in flight measured by default: powers of two up to the CPU cores (one CPU thread per worker).
 CONCURRENCY = (1, 2, 4, 8)
+
+
+def worker_threads(device_type: str, k: int, cores: int | None = None) -> int:
+    """CPU threads of each of k workers: one on a GPU (the GPU does the work; a thread launches it, and the
+    cores are left to the other workers), the cores shared out on a CPU."""
+    return 1 if device_type == "cuda" else max(1, (cores or os.cpu_count() or 1) // k)
 
 
 def concurrency_levels(levels: tuple[int, ...] = CONCURRENCY, cores: int | None = None) -> tuple[int, ...]:
@@ -188,8 +195,9 @@ def time_reference(model: nn.Module, data: VisionData, batch_size: int, steps: i
 _PREPARED: dict[str, Any] = {}  # in a bench worker: the model and data its next timed call trains
 
 
-def _prepare(model: str, batch_size: int, steps: int, warmup: int, device: str, augment: bool) -> None:
+def _prepare(model: str, batch_size: int, steps: int, warmup: int, device: str, augment: bool, threads: int) -> None:
     """In a worker: build the network and its synthetic data, and run the warm-up steps."""
+    torch.set_num_threads(threads)
     dev = torch.device(device)
     build, shape = MODELS[model]
     data = synthetic(shape, batch_size * (steps + warmup + 1), dev)
@@ -242,7 +250,8 @@ def in_flight(models: list[str], levels: tuple[int, ...], batch_size: int, steps
         for m in models:
             out[m] = {}
             for k in levels:
-                every(k, _prepare, m, batch_size, steps, warmup, str(device), augment)
+                every(k, _prepare, m, batch_size, steps, warmup, str(device), augment,
+                      worker_threads(device.type, k))
                 runs = every(k, _timed)  # all k start within the sends' microseconds of each other
                 span = max(r["end"] for r in runs) - min(r["start"] for r in runs)
                 out[m][str(k)] = {"images_per_s": sum(r["images"] for r in runs) / span,
@@ -307,8 +316,8 @@ def format_report(report: dict) -> str:
     flight = report.get("in_flight") or {}
     if flight:
         levels = sorted({int(k) for per in flight.values() for k in per})
-        lines.append("units in flight: K processes training at once (one CPU thread each); aggregate images/s "
-                     "(% of peak), and the best K's aggregate over the DataLoader loop's images/s")
+        lines.append("units in flight: K processes training at once; aggregate images/s (% of peak), and the best "
+                     "K's aggregate over the DataLoader loop's images/s")
         lines.append(f"{'model':<16}" + "".join(f"{f'K={k}':>18}" for k in levels) + f"{'best/ref':>10}"
                      f"{'MB/unit':>9}")
         for r in report["rows"]:

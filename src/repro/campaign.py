@@ -6,7 +6,8 @@
    K = 1, 2, 4, 8) and records it;
 2. sizes K, the units in flight, from that bench: the smallest K whose measured aggregate throughput for the
    pending work is within KNEE of the best, capped by the CPU cores and by the GPU memory a unit needs
-   (choose_workers); each worker process gets cores // K CPU threads and its own CUDA context;
+   (choose_workers); each worker process has its own CUDA context and one CPU thread (on a CPU, the cores
+   shared out);
 3. estimates each pending unit's time at K as a fixed overhead plus its image passes over its share (1/K) of
    the aggregate throughput, and starts the units that fit the time left, in order of value (VALUE_ORDER, then
    each chapter's own order), whenever a worker is free;
@@ -653,7 +654,9 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
             plan[:] = make_plan(preset, chapters, rates, folder, source)
     report.workers = k
     report.say(format_plan(plan, unknown_s), echo)
-    threads = max(1, (os.cpu_count() or 1) // k)
+    from repro.bench import worker_threads
+
+    threads = worker_threads(dev.type, k)
     pool: UnitPool | CallPool = (CallPool(execute, preset, deadline, clock) if execute is not None
                                  else UnitPool(k, preset, source, threads))
     tried: set[str] = set()
