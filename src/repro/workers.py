@@ -5,7 +5,8 @@ A worker is spawned (CUDA cannot be forked), applies its environment (e.g. CUDA_
 thread count before the first call, then runs `fn(*args)` for each call it is sent: `fn` is a module-level
 function, pickled by reference. `wait` returns the calls that ended: ("ok", value), ("error", traceback) when
 `fn` raised, or ("died", why) when the process ended in mid-call (os._exit, SIGKILL, out of memory, a crash in
-native code). A dead worker is not reused; `kill` stops one at once (the campaign's deadline).
+native code). A dead worker is not reused; `kill` stops one at once (the campaign's deadline). A worker whose
+parent is gone ends itself within a second.
 """
 
 from __future__ import annotations
@@ -14,12 +15,22 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 
-def _serve(conn, env: dict[str, str], threads: int | None) -> None:
+def _orphaned(parent: int) -> None:
+    """End this worker once its parent is gone (killed, say): its calls have no one to report to."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _serve(conn, env: dict[str, str], threads: int | None, parent: int) -> None:
+    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
     os.environ.update(env)
     if threads is not None:
         import torch
@@ -63,7 +74,7 @@ class Worker:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         env = dict(env or {})
-        self.proc = ctx.Process(target=_serve, args=(child, env, threads), daemon=True)
+        self.proc = ctx.Process(target=_serve, args=(child, env, threads, os.getpid()), daemon=True)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # the new interpreter starts with it: modules read some variables on import
         try:
