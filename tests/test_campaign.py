@@ -153,7 +153,7 @@ def test_a_real_smoke_campaign_stops_partway_and_the_next_one_finishes(recorded,
         rec = read_recorded(recorded / s.unit.path, s.unit.version)
         assert rec.preset == "smoke" and rec.result.provenance["wall_time_s"] > 0
     capsys.readouterr()
-    assert main([*args, "--budget", "120", "--unknown-s", "1"]) == 0
+    assert main([*args, "--budget", "600", "--unknown-s", "1", "--workers", "2"]) == 0  # the rest, two at a time
     log = capsys.readouterr().out
     assert all(f"done intrinsic_lr:{s.unit.name} " not in log for s in first)  # not redone
     assert "campaign: " + f"{6 - len(first)} unit(s) recorded" in log
@@ -162,7 +162,8 @@ def test_a_real_smoke_campaign_stops_partway_and_the_next_one_finishes(recorded,
     merged = merged_recorded("intrinsic_lr", "smoke")
     assert merged.summary.startswith("5 of the smoke preset's 5 units are recorded")
     direct = intrinsic_lr.run(resolve("intrinsic_lr", "smoke"))
-    assert json.dumps(merged.result.metrics) == json.dumps(direct.metrics)  # the chapter draws the same numbers
+    # the chapter draws the numbers of a run in one process: those of units run one or two at a time
+    assert json.dumps(merged.result.metrics) == json.dumps(direct.metrics)
 
 
 def test_a_worker_reports_its_calls_errors_and_death():

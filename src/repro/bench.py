@@ -228,7 +228,8 @@ def _timed() -> dict[str, float]:
 def in_flight(models: list[str], levels: tuple[int, ...], batch_size: int, steps: int, warmup: int,
               device: torch.device, augment: bool = True) -> dict[str, dict[str, dict[str, float]]]:
     """model -> str(K) -> {"images_per_s": aggregate of K workers training at once, "peak_memory_mb": the
-    largest worker's}. Raises RuntimeError naming the model when a worker fails."""
+    largest worker's (on a GPU its peak allocation for this network; on a CPU its peak resident memory so far)}.
+    Raises RuntimeError naming the model when a worker fails."""
     from repro.workers import Worker, wait
 
     workers = [Worker({"TQDM_DISABLE": "1"}, threads=1) for _ in range(max(levels))]
