@@ -747,4 +747,5 @@ def _bench(models: list[str], dev, folder: Path, bundle: Bundle, preset: str, re
     bundle.add(payload)
     report.bench = bench
     report.say(format_report(bench), echo)
+    report.say(f"bench: {time.perf_counter() - t:.0f} s, recorded as bench/{result.key}.json", echo)
     return Throughput.from_report(bench, result.provenance["date"])
