@@ -114,6 +114,23 @@ def test_augmentation_and_patches_draw_the_same_numbers_as_before():
     assert _sha(torch.cat([q.detach().flatten() for q in m.parameters()])) == "d904c9b197300652"
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_draws_reach_the_gpu_unchanged():
+    """On CUDA the draws travel by a non-blocking copy from pinned memory: the same crops and flips as on a
+    CPU, and the same patches up to float rounding."""
+    from repro.data.patches import apply_patches, make_patches
+
+    x = torch.randint(0, 256, (64, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    on_gpu = loop.augment_batch(x.cuda(), torch.Generator().manual_seed(1))
+    torch.cuda.synchronize()
+    assert torch.equal(on_gpu.cpu(), loop.augment_batch(x, torch.Generator().manual_seed(1)))
+    p = make_patches(10, 3, generator=torch.Generator().manual_seed(2))
+    xf, y, carries = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)), torch.rand(64) < 0.5
+    cpu = apply_patches(xf, y, p, carries, torch.Generator().manual_seed(3))
+    gpu = apply_patches(xf.cuda(), y.cuda(), p.to("cuda"), carries.cuda(), torch.Generator().manual_seed(3))
+    assert torch.allclose(gpu.cpu(), cpu, rtol=1e-6, atol=1e-6)
+
+
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ValueError, match="larger than the training set"):
         loop.train(make_model(), toy_data(16), steps=1, batch_size=32, schedule=loop.constant(0.1, 0), seed=0)
