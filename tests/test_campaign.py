@@ -243,6 +243,7 @@ def test_dry_run_prints_the_plan_without_papermill_or_jupyter(tmp_path):
     (["--budget", "60", "--dry-run", "--preset", "huge"], "Unknown preset 'huge'"),
     (["--budget", "60", "--out", "x", "--device", "cuda"], "needs a GPU"),
     (["--take", "/nonexistent/returned"], "does not exist"),
+    (["--budget", "60", "--out", "x", "--workers", "0"], "--workers takes a number of units in flight >= 1"),
 ])
 def test_bad_campaign_arguments_stop_with_one_line(argv, message, capsys):
     assert main(["campaign", *argv]) == 2
