@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from repro.campaign import WINDOW_COMPUTE_S
 from repro.data.vision import data_dir
 from repro.pieces import MiB, pack
 from repro.store import git_commit, project_root
@@ -36,7 +37,8 @@ def tree_bytes(root: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", default="mnist,cifar10", help="data packs to carry (default: mnist,cifar10)")
-    ap.add_argument("--budget", type=int, default=420, help="the campaign's seconds in the last call (default 420)")
+    ap.add_argument("--budget", type=int, default=int(WINDOW_COMPUTE_S),
+                    help=f"the campaign's seconds in the last call (default {WINDOW_COMPUTE_S:.0f})")
     ap.add_argument("--resume", help="a returned $OUT folder whose checkpoint pieces (ckpt-*) go back too")
     args = ap.parse_args(argv)
     root = project_root()

@@ -1,5 +1,6 @@
 """`python -m repro sweep`: the grid and its validation, resume after an interruption, and the same results on
-the local process pool, a real Ray cluster on the loopback address, and submitit's local executor."""
+the local worker processes, a real Ray cluster on the loopback address, and submitit's local executor; on each,
+a point whose worker process dies is reported with why and the other points go on."""
 
 import os
 import signal
@@ -18,10 +19,33 @@ from repro.store import Store
 POINT = "noise_scale.point"
 # two tiny points: 64 steps of a width-8 BN MLP on 512 MNIST images
 TINY = {"n_train": "512", "n_test": "200", "width": "8", "lanczos_iters": "4"}
+# noise_scale_point with a `die` parameter whose worker exits in mid-point (tests/sweep_targets/dying.py)
+DYING = "sweep_targets.dying"
+TESTS = str(Path(__file__).resolve().parent)
 
 
 def tiny_grid():
     return S.make_grid(POINT, [("lr", "0.1,0.4")], TINY, "smoke")
+
+
+def dying_grid():
+    """The two tiny points, then one whose worker dies."""
+    pts = S.make_grid(DYING, [("lr", "0.1,0.4")], TINY, "smoke")
+    return [*pts, S.Point(2, {"die": "1"}, pts[0].params.replace(die=1))]
+
+
+@pytest.fixture
+def dying_importable(monkeypatch):
+    """Workers of every executor import the dying target: the tests folder on their PYTHONPATH."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")])))
+
+
+def check_dying(out, local_run, store, died: str):
+    """Both tiny points done with the local pool's numbers and stored; the third failed with why."""
+    assert [o.status for o in out] == ["done", "done", "failed"], [o.error for o in out]
+    assert [o.metrics for o in out[:2]] == local_metrics(local_run)
+    assert all(S.stored_result(POINT, pt.params, store) is not None for pt in tiny_grid())
+    assert out[2].error.startswith(died), out[2].error
 
 
 def test_grid_is_the_cartesian_product_in_order():
@@ -128,7 +152,8 @@ def local_metrics(local_run):
     return [S.summary(S.stored_result(POINT, pt.params, local_run["store"])) for pt in local_run["points"][:2]]
 
 
-def test_ray_cluster_on_loopback_gives_the_local_results(local_run, monkeypatch):
+def test_ray_cluster_on_loopback_gives_the_local_results(local_run, monkeypatch, dying_importable):
+    """One local cluster: the two tiny points give the local pool's numbers; the third point's worker dies."""
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     store = Store()
@@ -139,26 +164,43 @@ def test_ray_cluster_on_loopback_gives_the_local_results(local_run, monkeypatch)
     old = signal.signal(signal.SIGALRM, too_slow)
     signal.alarm(150)
     try:
-        out = S.sweep(POINT, tiny_grid(), "ray", store, progress=False)
+        out = S.sweep(DYING, dying_grid(), "ray", store, progress=False)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    assert [o.status for o in out] == ["done", "done"], [o.error for o in out]
     # same seeds, same CPU, one thread: the same numbers
-    assert [o.metrics for o in out] == local_metrics(local_run)
-    assert all(S.stored_result(POINT, pt.params, store) is not None for pt in tiny_grid())
+    check_dying(out, local_run, store, "WorkerCrashedError: ")
     import ray
 
     assert not ray.is_initialized()  # the cluster the sweep started is stopped
 
 
-def test_submitit_local_executor_gives_the_local_results(local_run):
+def test_submitit_local_executor_gives_the_local_results(local_run, dying_importable):
     pytest.importorskip("submitit")
     store = Store()
-    out = S.sweep(POINT, tiny_grid(), "submitit", store, progress=False, timeout_min=5)
-    assert [o.status for o in out] == ["done", "done"], [o.error for o in out]
-    assert [o.metrics for o in out] == local_metrics(local_run)
-    assert all(S.stored_result(POINT, pt.params, store) is not None for pt in tiny_grid())
+    out = S.sweep(DYING, dying_grid(), "submitit", store, progress=False, timeout_min=5)
+    check_dying(out, local_run, store, "WorkerDied: the job ended without a result")
+
+
+def test_a_dying_local_worker_fails_its_point_and_a_fresh_one_runs_the_rest(local_run, capsys):
+    """One worker: the first point kills it (os._exit), the second runs in a new worker; exit code 1."""
+    args = ["sweep", DYING, "-g", "die", "1,0", "--preset", "smoke", "--workers", "1",
+            *[a for k, v in TINY.items() for a in ("-p", k, v)]]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "WorkerDied: the worker process ended with exit code 3" in out
+    assert "1 computed, 0 already stored, 1 failed" in out
+    acc = local_metrics(local_run)[0]["test_acc"]  # die=0 is the first tiny point
+    row = next(line for line in out.splitlines() if line.split()[:2] == ["0", "done"])
+    assert f"{acc:.3g}" in row
+
+
+def test_a_module_path_is_a_sweep_target_and_a_bad_one_is_refused():
+    assert S.target_module(DYING).__name__ == DYING
+    for bad, message in (("sweep_targets.nosuch", "Unknown sweep target"), ("os.path", "cannot be swept"),
+                         ("a..b", "Unknown sweep target")):
+        with pytest.raises(ConfigError, match=message):
+            S.target_module(bad)
 
 
 def test_cli_sweep_prints_the_table_and_skips_what_is_stored(local_run):

@@ -79,6 +79,58 @@ def test_augment_batch_shapes_and_flip():
         assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
 
 
+def _sha(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def test_augmentation_and_patches_draw_the_same_numbers_as_before():
+    """The checksums were computed from the code before its random draws reached the device by one
+    non-blocking copy (when they were copied one by one, blocking): the same crops, flips, patch signs and
+    patch-only choices for the same seed, the generator left in the same state, and the same trained weights."""
+    from repro.data.patches import apply_patches, make_patches
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (64, 3, 32, 32), generator=g, dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(1)
+    assert _sha(loop.augment_batch(x, gen)) == "acf594a15653eb78"
+    assert int(torch.randint(0, 10**9, (1,), generator=gen)) == 573870055
+    gp = torch.Generator().manual_seed(2)
+    p = make_patches(10, 3, generator=gp)
+    xf = torch.randn(64, 3, 32, 32, generator=gp)
+    y = torch.randint(0, 10, (64,), generator=gp)
+    carries = torch.rand(64, generator=gp) < 0.5
+    assert _sha(apply_patches(xf, y, p, carries, gp)) == "92b2f30306216dca"
+    assert _sha(apply_patches(torch.zeros_like(xf), y, p, carries, gp, only=True)) == "1ee97c956700c555"
+    assert int(torch.randint(0, 10**9, (1,), generator=gp)) == 352039897
+    data = VisionData(x, torch.randint(0, 10, (64,), generator=g), 10)
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    from repro.device import num_threads
+
+    with num_threads(1):  # the checksum was taken with one thread
+        loop.train(m, data, steps=6, batch_size=16, schedule=loop.constant(0.1, 0.0), seed=3, augment=True)
+    assert _sha(torch.cat([q.detach().flatten() for q in m.parameters()])) == "d904c9b197300652"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_draws_reach_the_gpu_unchanged():
+    """On CUDA the draws travel by a non-blocking copy from pinned memory: the same crops and flips as on a
+    CPU, and the same patches up to float rounding."""
+    from repro.data.patches import apply_patches, make_patches
+
+    x = torch.randint(0, 256, (64, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    on_gpu = loop.augment_batch(x.cuda(), torch.Generator().manual_seed(1))
+    torch.cuda.synchronize()
+    assert torch.equal(on_gpu.cpu(), loop.augment_batch(x, torch.Generator().manual_seed(1)))
+    p = make_patches(10, 3, generator=torch.Generator().manual_seed(2))
+    xf, y, carries = torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)), torch.rand(64) < 0.5
+    cpu = apply_patches(xf, y, p, carries, torch.Generator().manual_seed(3))
+    gpu = apply_patches(xf.cuda(), y.cuda(), p.to("cuda"), carries.cuda(), torch.Generator().manual_seed(3))
+    assert torch.allclose(gpu.cpu(), cpu, rtol=1e-6, atol=1e-6)
+
+
 def test_batch_larger_than_data_is_refused():
     with pytest.raises(ValueError, match="larger than the training set"):
         loop.train(make_model(), toy_data(16), steps=1, batch_size=32, schedule=loop.constant(0.1, 0), seed=0)

@@ -33,7 +33,8 @@ def _list() -> int:
 def _bench(args) -> int:
     from repro.bench import MODELS, format_report, run_bench
 
-    report = run_bench(args.models or list(MODELS), args.batch_size, args.steps, args.warmup, args.device)
+    report = run_bench(args.models or list(MODELS), args.batch_size, args.steps, args.warmup, args.device,
+                       concurrency=tuple(args.concurrency or ()))
     report["command"] = "python -m repro bench " + " ".join(sys.argv[2:])
     print(format_report(report))
     if args.out:
@@ -144,6 +145,22 @@ def names(noun: str, allowed: typing.Iterable[str] | typing.Callable[[], typing.
     return rule
 
 
+def counts(noun: str, **bounds: float) -> Rule:
+    """Comma-separated integers within `bounds`, each once (e.g. units in flight: 1,2,4,8)."""
+    one = number(int, **bounds)
+
+    def rule(option: str, text: str) -> list[int]:
+        entries = text.split(",")
+        if "" in (e.strip() for e in entries):
+            raise ConfigError(f"{option} takes comma-separated {noun}, none empty; got {_show(text)}.")
+        values = [one(option, e.strip()) for e in entries]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{option} names a number of {noun} twice; give each once.")
+        return values
+
+    return rule
+
+
 def file_path(suffix: str) -> Rule:
     """A file to write: it ends in `suffix`, is not a folder, and its folder can be created and written."""
 
@@ -241,12 +258,13 @@ def option_rules(command: str) -> dict[str, Rule]:
                 "out": file_path(".csv")}
     if command == "campaign":
         return {"budget": number(float, "seconds", gt=0), "unknown_s": number(float, "seconds", gt=0),
+                "workers": number(int, "units in flight", ge=1, le=64),
                 "preset": preset, "chapters": names("chapter", _chapters), "device": device, "out": folder_path,
                 "take": returned_folder}
     if command == "bench":
         return {"models": names("model", _models), "batch_size": number(int, ge=1, le=8192),
                 "steps": number(int, ge=1, le=10_000), "warmup": number(int, ge=0, le=1000), "device": device,
-                "out": file_path(".json")}
+                "concurrency": counts("units in flight", ge=1, le=64), "out": file_path(".json")}
     if command == "build":
         return {"chapters": names("chapter", _chapters)}
     return {}
@@ -293,7 +311,7 @@ def _campaign(args) -> int:
         print(f"filed {len(written)} recorded unit(s) under results/recorded/")
         return 1 if refused else 0
     run_campaign(args.budget, Path(args.out) if args.out else None, args.preset, args.chapters, dry_run=args.dry_run,
-                 device=args.device, unknown_s=args.unknown_s)
+                 device=args.device, unknown_s=args.unknown_s, workers=args.workers)
     return 0
 
 
@@ -336,6 +354,8 @@ def parser() -> tuple[_Parser, dict[str, _Parser | None]]:
     bench.add_argument("--steps", default=20, help="timed SGD steps per loop, 1 to 10000 (default: 20)")
     bench.add_argument("--warmup", default=3, help="untimed steps first, 0 to 1000 (default: 3)")
     bench.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    bench.add_argument("--concurrency", default=None, metavar="K1,K2,...",
+                       help="also time K units in flight at once for each K, e.g. 1,2,4,8 (worker processes)")
     bench.add_argument("--out", help="also write the figures here (a .json file)")
     camp = sub.add_parser("campaign", help="run the pending units of a preset that fit a time budget, recording "
                                            "each (for a short GPU window)")
@@ -347,6 +367,8 @@ def parser() -> tuple[_Parser, dict[str, _Parser | None]]:
     camp.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     camp.add_argument("--unknown-s", default=120.0,
                       help="seconds assumed for a unit without an estimate (> 0; default: 120)")
+    camp.add_argument("--workers", default=None, metavar="K",
+                      help="units in flight at once, >= 1 (default: chosen from the bench; 1 without one)")
     camp.add_argument("--take", metavar="DIR", help="file the units of a returned bundle under results/recorded/")
     commands = {"list": None, "run": run, "sweep": sweep, "build": build, "bench": bench, "campaign": camp}
     for name, p in commands.items():

@@ -48,6 +48,16 @@ def device_name(device: torch.device | str | None = None) -> str:
     return f"CPU ({cpu}, {torch.get_num_threads()} threads)"
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor (random draws of a CPU generator) on `device` without stopping the host: on CUDA it goes
+    through pinned memory with a non-blocking copy, ordered on the current stream (PyTorch keeps the pinned block
+    until the copy is done). A plain `.to(device)` from pageable memory waits for the GPU to drain at every call,
+    so no CPU work overlaps the GPU's. Elsewhere the tensor itself."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 @contextlib.contextmanager
 def num_threads(n: int | None) -> Iterator[None]:
     """Run a block with n CPU threads (None: unchanged). Tiny models gain nothing from a second thread and lose

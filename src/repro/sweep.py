@@ -2,12 +2,13 @@
 
 `python -m repro sweep NAME -g lr 0.05,0.1 -g batch_size 32,128 [-p NAME VALUE] --preset P --executor E`
 
-NAME is a chapter (`repro.experiments.NAME` with `Params` and `run(params, store, force)`) or any other module
-of `repro.experiments` with the same two names. Every point is resolved and validated with `Params.resolve`
+NAME is a chapter (`repro.experiments.NAME` with `Params` and `run(params, store, force)`), any other module
+of `repro.experiments` with the same two names, or such a module named by its path `package.module` (it must be
+importable where the workers run). Every point is resolved and validated with `Params.resolve`
 before anything runs. A point calls `run(params)` directly (no notebook), in a worker:
 
-- `local`: a process pool sized to the machine's cores (one torch thread per worker on a CPU), or one worker
-  per GPU, each pinned to its GPU;
+- `local`: worker processes, one per core (one torch thread each) on a CPU, or one per GPU, each pinned to
+  its GPU;
 - `ray`: tasks on the Ray cluster at `RAY_ADDRESS` (or `--ray-address`), or on a local cluster started for the
   sweep and stopped after it; each point asks for `--gpus-per-point` GPUs when the cluster has GPUs;
 - `submitit`: one SLURM job array (`--slurm-partition`, `--timeout-min`), or submitit's local executor where
@@ -16,11 +17,13 @@ before anything runs. A point calls `run(params)` directly (no notebook), in a w
 Workers write nothing: a worker reads stored results from the store when it can see it, and returns the new
 ones; the sweep writes them into the one store (atomically, as `repro.store` does) as each point finishes. So a
 re-run skips what is stored and an interrupted sweep resumes where it stopped, on any executor. A point that
-fails is reported with its error and the others go on.
+fails, or whose worker dies under it (out of memory, a crash, a kill), is reported with why, and the others go
+on, on every executor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import itertools
@@ -43,20 +46,25 @@ EXECUTORS = ("local", "ray", "submitit")
 
 
 def target_module(name: str):
-    """The module `repro.experiments.NAME`, which must define Params and run()."""
-    if not all(part.isidentifier() for part in name.split(".")):  # a module or a package's module: noise_scale.point
-        raise ConfigError(f"Unknown sweep target {name!r}; give a chapter name (see `python -m repro list`) or a "
-                          f"module of repro.experiments.")
-    try:
-        module = importlib.import_module(f"repro.experiments.{name}")
-    except ModuleNotFoundError as err:
-        if not f"repro.experiments.{name}".startswith(err.name or "-"):  # a module the target imports is missing
-            raise
-        raise ConfigError(f"Unknown sweep target {name!r}; give a chapter name (see `python -m repro list`) or a "
-                          f"module of repro.experiments.") from None
+    """The module `repro.experiments.NAME` (a chapter, or a package's module such as `noise_scale.point`), else the
+    module path NAME importable where the workers run (`package.module`); it must define Params and run()."""
+    unknown = ConfigError(f"Unknown sweep target {name!r}; give a chapter name (see `python -m repro list`), a "
+                          f"module of repro.experiments, or a module path package.module.")
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise unknown
+    module = None
+    for path in [f"repro.experiments.{name}"] + ([name] if "." in name else []):
+        try:
+            module = importlib.import_module(path)
+            break
+        except ModuleNotFoundError as err:
+            if err.name is None or not (path == err.name or path.startswith(f"{err.name}.")):
+                raise  # a module the target imports is missing
+    if module is None:
+        raise unknown from None
     if not (isinstance(getattr(module, "Params", None), type) and issubclass(module.Params, Params)
             and callable(getattr(module, "run", None))):
-        raise ConfigError(f"repro.experiments.{name} has no Params and run(); it cannot be swept.")
+        raise ConfigError(f"{path} has no Params and run(); it cannot be swept.")
     return module
 
 
@@ -191,11 +199,6 @@ def run_point(name: str, config: dict[str, Any], store_root: str | None, force: 
 Outcomes = Iterator[tuple[Point, dict[str, Any]]]
 
 
-def _pin_gpu(queue) -> None:
-    """Pool initializer: this worker takes one GPU id from the queue and sees only that GPU."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
-
-
 def local_gpus() -> int:
     """GPUs the local pool spreads points over: 0 on a CPU or with REPRO_DEVICE=cpu."""
     import torch
@@ -207,31 +210,38 @@ def local_gpus() -> int:
 
 def _local(name: str, points: list[Point], store_root: str, force: bool, workers: int | None = None,
            **_: Any) -> Outcomes:
-    """A process pool: one worker per core on a CPU (one torch thread each), one per GPU where there are GPUs."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """Worker processes (repro.workers): one per core on a CPU (one torch thread each), one per GPU where there
+    are GPUs, each pinned to its GPU. A worker that dies in mid-point (out of memory, a crash, a kill) fails that
+    point with the reason; a fresh worker takes the next point."""
+    from repro.workers import Worker, wait
 
-    ctx = mp.get_context("spawn")  # spawn, not fork: a forked torch with live threads can deadlock
     gpus = local_gpus()
-    workers = workers or gpus or os.cpu_count() or 1
-    workers = max(1, min(workers, len(points)))
-    threads = None if gpus else max(1, (os.cpu_count() or 1) // workers)
-    init: dict[str, Any] = {}
-    if gpus:
-        queue = ctx.Queue()
-        for i in range(workers):
-            queue.put(i % gpus)
-        init = {"initializer": _pin_gpu, "initargs": (queue,)}
-    with ProcessPoolExecutor(workers, mp_context=ctx, **init) as pool:
-        futures = {pool.submit(run_point, name, pt.params.to_dict(), store_root, force, threads): pt
-                   for pt in points}
-        try:
-            for fut in as_completed(futures):
-                yield futures[fut], fut.result()
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
+    n = max(1, min(workers or gpus or os.cpu_count() or 1, len(points)))
+    threads = None if gpus else max(1, (os.cpu_count() or 1) // n)
+    envs = [{"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else {} for i in range(n)]
+    pool: list[Worker | None] = [None] * n
+    todo = list(points)
+    try:
+        while todo or any(w is not None and w.task is not None for w in pool):
+            for i in range(n):
+                if todo and (pool[i] is None or pool[i].task is None):
+                    if pool[i] is None:
+                        pool[i] = Worker(envs[i])
+                    pt = todo.pop(0)
+                    pool[i].submit(pt, run_point, name, pt.params.to_dict(), store_root, force, threads)
+            for w, pt, status, value in wait([w for w in pool if w is not None], None):
+                if status == "ok":
+                    yield pt, value
+                    continue
+                if status == "died":
+                    pool[pool.index(w)] = None
+                    w.kill()
+                error = f"WorkerDied: {value}" if status == "died" else str(value).strip().splitlines()[-1]
+                yield pt, {"ok": False, "error": error, "wall_s": float("nan")}
+    finally:
+        for w in pool:
+            if w is not None:
+                w.close()
 
 
 def _worker_env() -> dict[str, str]:
@@ -277,10 +287,11 @@ def _ray(name: str, points: list[Point], store_root: str, force: bool, ray_addre
             for ref in done:
                 pt = pending.pop(ref)
                 try:
-                    yield pt, ray.get(ref)
-                except Exception as err:  # the worker died (out of memory, node lost): report, go on
-                    yield pt, {"ok": False, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}",
-                               "wall_s": float("nan")}
+                    out = ray.get(ref)
+                except Exception as err:  # the worker died (out of memory, a crash, node lost): report, go on
+                    out = {"ok": False, "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0]}",
+                           "wall_s": float("nan")}
+                yield pt, out
     finally:
         ray.shutdown()
 
@@ -309,10 +320,14 @@ def _submitit(name: str, points: list[Point], store_root: str, force: bool, slur
         for job in [j for j in pending if j.done()]:
             pt = pending.pop(job)
             try:
-                yield pt, job.result()
+                out = job.result()
+            except submitit.core.utils.UncompletedJobError:  # the job's process ended without a result
+                out = {"ok": False, "error": f"WorkerDied: the job ended without a result (state {job.state}); its "
+                                             f"log: {job.paths.stdout}", "wall_s": float("nan")}
             except Exception as err:  # the job itself failed (timeout, preemption)
-                yield pt, {"ok": False, "error": f"{type(err).__name__}: {str(err).strip().splitlines()[-1]}",
-                           "wall_s": float("nan")}
+                out = {"ok": False, "error": f"{type(err).__name__}: {str(err).strip().splitlines()[0]}",
+                       "wall_s": float("nan")}
+            yield pt, out
         if pending:
             time.sleep(0.5)
 
@@ -367,9 +382,14 @@ def sweep(name: str, points: list[Point], executor: str = "local", store: Store 
 
         bar = tqdm(total=len(points), initial=len(points) - len(pending), desc=f"sweep {name} ({executor})",
                    file=sys.stderr)
-    try:
+    with contextlib.ExitStack() as stack:
+        if bar is not None:
+            stack.callback(bar.close)
         if pending:
-            for pt, out in _EXECUTORS[executor](name, pending, str(store.root), force, **options):
+            running = _EXECUTORS[executor](name, pending, str(store.root), force, **options)
+            # closed explicitly: an interruption (Ctrl-C) stops the workers at once, not when it is collected
+            stack.callback(running.close)
+            for pt, out in running:
                 for payload in out.get("results", []):
                     payload = dict(payload)
                     payload.pop("schema", None)
@@ -383,9 +403,6 @@ def sweep(name: str, points: list[Point], executor: str = "local", store: Store 
                     bar.update(1)
                     if not out["ok"]:
                         bar.write(f"point {pt.label} failed: {out['error']}")
-    finally:
-        if bar is not None:
-            bar.close()
     return [outcomes[pt.index] for pt in points if pt.index in outcomes]
 
 

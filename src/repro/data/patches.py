@@ -14,6 +14,8 @@ import dataclasses
 
 import torch
 
+from repro.device import to_device
+
 
 @dataclasses.dataclass(frozen=True)
 class Patches:
@@ -45,10 +47,14 @@ def apply_patches(x: torch.Tensor, y: torch.Tensor, patches: Patches, carries: t
     sign, patch-only choice and scale come from the CPU `generator`. `only` zeroes every image (the code's
     patch-only test set, whose scale is drawn as in training). Returns a new tensor."""
     n, dev = len(x), x.device
-    sign = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(dev, x.dtype)
-    patch_only = (torch.rand(n, generator=generator) < patches.only_prob).to(dev)
-    scale = torch.where(patch_only, patches.only_scale * torch.rand(n, generator=generator).to(dev),
-                        torch.ones((), device=dev)).to(x.dtype)
+    sign = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
+    only_draw = torch.rand(n, generator=generator)
+    scale_draw = torch.rand(n, generator=generator)
+    # one non-blocking copy of the three draws (exact in float32: +-1, U(0, 1) draws) instead of three that wait
+    draws = to_device(torch.stack([sign.float(), only_draw, scale_draw]), dev)
+    sign = draws[0].to(x.dtype)
+    patch_only = draws[1] < patches.only_prob
+    scale = torch.where(patch_only, patches.only_scale * draws[2], torch.ones((), device=dev)).to(x.dtype)
     if only:
         carries = torch.ones(n, dtype=torch.bool, device=dev)
     blank = carries & (patch_only | only)

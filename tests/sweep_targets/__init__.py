@@ -1,0 +1,1 @@
+"""Sweep targets for the executors' failure tests (`python -m repro sweep sweep_targets.dying ...`)."""
