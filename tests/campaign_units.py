@@ -1,7 +1,6 @@
 """Units for the campaign's tests, built by name in the test process and in the campaign's worker processes
 (`units` is the campaign's unit source): each one does what its name says."""
 
-import dataclasses
 import os
 import time
 
@@ -15,13 +14,6 @@ CHAPTERS = {
     "plan": ["f1/big", "f1/small", "wrn", "toy"],  # for the estimates: work on bench networks, and none
 }
 WORK = {"f1/big": Work("F1", 1.2e6), "f1/small": Work("F1", 1.2e5), "wrn": Work("WRN-16-10", 6e4)}
-
-
-@dataclasses.dataclass(frozen=True)
-class DataUnit(Unit):
-    """A unit that declares the datasets it reads."""
-
-    datasets: tuple[str, ...] = ()
 
 
 def _fn(name: str):
@@ -44,9 +36,6 @@ def _fn(name: str):
 def units(chapter: str, preset: str) -> list[Unit]:
     out = []
     for name in CHAPTERS[chapter]:
-        u = make_unit(chapter, name, f"fake_{chapter}", 1, {"name": name, "preset": preset}, _fn(name),
-                      work=WORK.get(name, Work()))
-        if name == "cifar100":
-            u = DataUnit(**{f.name: getattr(u, f.name) for f in dataclasses.fields(u)}, datasets=("cifar100",))
-        out.append(u)
+        out.append(make_unit(chapter, name, f"fake_{chapter}", 1, {"name": name, "preset": preset}, _fn(name),
+                             work=WORK.get(name, Work()), datasets=("cifar100",) if name == "cifar100" else ()))
     return out

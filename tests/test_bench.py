@@ -12,7 +12,7 @@ def test_bench_rejects_unknown_models(capsys):
 def test_bench_rejects_bad_concurrency(capsys):
     assert main(["bench", "--models", "F1", "--concurrency", "1,0"]) == 2
     err = capsys.readouterr().err
-    assert "bench --concurrency takes comma-separated numbers" in err and len(err.strip().splitlines()) == 1
+    assert "--concurrency must be a whole number of units in flight >= 1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bench_compares_both_loops_and_units_in_flight_side_by_side(tmp_path, capsys):

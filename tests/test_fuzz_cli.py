@@ -448,7 +448,7 @@ def test_fuzzed_bad_options_of_every_subcommand_stop_with_one_line_before_any_wo
      "bench holds --batch-size x (--steps + --warmup + 1) = 4112384 synthetic images in memory, more than 1048576; "
      "lower --batch-size or --steps."),
     (["sweep", "convex", "-g", "lr_large", "0.1,0.2", "--timeout-min", "0"],
-     "--timeout-min must be an integer of minutes >= 1; got '0'."),
+     "--timeout-min must be a whole number of minutes >= 1; got '0'."),
     (["sweep", "convex", "-g", "lr_large", "0.1,0.1"], "Grid lr_large repeats a value (0.1,0.1); each value must "
                                                        "appear once."),
     (["build", "convex", "convex"], "CHAPTER names the chapter convex twice; give each once."),

@@ -19,7 +19,7 @@ from repro.store import Store
 POINT = "noise_scale.point"
 # two tiny points: 64 steps of a width-8 BN MLP on 512 MNIST images
 TINY = {"n_train": "512", "n_test": "200", "width": "8", "lanczos_iters": "4"}
-# noise_scale_point with a `die` parameter whose worker exits in mid-point (tests/sweep_targets/dying.py)
+# the capstone's grid point with a `die` parameter whose worker exits in mid-point (tests/sweep_targets/dying.py)
 DYING = "sweep_targets.dying"
 TESTS = str(Path(__file__).resolve().parent)
 

@@ -180,7 +180,7 @@ UnitSource = Callable[[str, str], list[Unit]]
 
 def unit_datasets(unit: Unit) -> tuple[str, ...]:
     """The datasets a unit reads, where its chapter declares them (Unit.datasets)."""
-    return tuple(getattr(unit, "datasets", ()) or ())
+    return unit.datasets
 
 
 def dataset_present(name: str, root: Path | None = None) -> bool:

@@ -93,7 +93,8 @@ def _show(value: typing.Any) -> str:
 
 def number(typ: type[int] | type[float], unit: str = "", **bounds: float) -> Rule:
     """A finite number (or an integer) within `bounds` (gt, ge, le, lt), typed as a plain decimal."""
-    kind = ("an integer" if typ is int else "a finite number") + (f" of {unit}" if unit else "")
+    kind = (("a whole number" if unit else "an integer") if typ is int else "a finite number") + (
+        f" of {unit}" if unit else "")
     allowed = f"{kind} {bounds_text(bounds)}".strip()
 
     def rule(option: str, text: typing.Any) -> int | float:

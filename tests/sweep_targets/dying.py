@@ -1,11 +1,12 @@
-"""noise_scale_point with one more parameter, `die`: a point with die=1 ends its worker process (os._exit) before
-it runs, as an out-of-memory kill or a crash in native code would; the other points are noise_scale_point's."""
+"""The capstone's grid point (noise_scale.point) with one more parameter, `die`: a point with die=1 ends its worker
+process (os._exit) before it runs, as an out-of-memory kill or a crash in native code would; the other points are
+the grid's own."""
 
 import dataclasses
 import os
 
 from repro import params as P
-from repro.experiments import noise_scale_point as NP
+from repro.experiments.noise_scale import point as NP
 
 
 @dataclasses.dataclass(frozen=True)
