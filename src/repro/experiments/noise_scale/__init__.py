@@ -34,14 +34,6 @@ POINT = "noise_scale.point"  # the sweep target of one grid point (its results a
 SECTION = "grid"  # every run of the grid: the analysis needs all of them
 
 
-def parse_list(name: str, text: str, kind: type) -> list:
-    try:
-        values = [kind(v) for v in S.parse_values(name, text)]
-    except ValueError:
-        raise P.ConfigError(f"Parameter {name} expects comma-separated numbers, got {text!r}.") from None
-    return values
-
-
 @dataclasses.dataclass(frozen=True)
 class Params(P.Params):
     seed: int = P.param(0, "seed of data subset, initialisation and batch order (first of n_seeds)", ge=0)
@@ -53,10 +45,10 @@ class Params(P.Params):
     n_train: int = P.param(8192, "training examples (a fixed random subset)", ge=16)
     n_test: int = P.param(2000, "held-out test examples", ge=100)
     augment: bool = P.param(False, "random crop and flip (CIFAR-10 only)")
-    lrs: str = P.param("0.00625,0.025,0.1,0.4,1.6", "learning rates of the grid (comma-separated)")
-    batch_sizes: str = P.param("32,128,512", "batch sizes of the grid (comma-separated)")
-    weight_decays: str = P.param("0,0.001,0.01", "weight decays of the grid (comma-separated)")
-    epochs: str = P.param("2,6", "training lengths of the grid, in epochs (comma-separated)")
+    lrs: str = P.param("0.00625,0.025,0.1,0.4,1.6", "learning rates of the grid (comma-separated)", items=float, gt=0)
+    batch_sizes: str = P.param("32,128,512", "batch sizes of the grid (comma-separated)", items=int, ge=1)
+    weight_decays: str = P.param("0,0.001,0.01", "weight decays of the grid (comma-separated)", items=float, ge=0)
+    epochs: str = P.param("2,6", "training lengths of the grid, in epochs (comma-separated)", items=int, ge=1)
     lambda0_batches: int = P.param(2, "minibatches lambda0 is averaged over", ge=1)
     lanczos_iters: int = P.param(15, "Lanczos iterations per top eigenvalue", ge=2)
 
@@ -74,10 +66,8 @@ class Params(P.Params):
     }
 
     def grid(self) -> dict[str, list]:
-        return {"lr": parse_list("lrs", self.lrs, float),
-                "batch_size": parse_list("batch_sizes", self.batch_sizes, int),
-                "weight_decay": parse_list("weight_decays", self.weight_decays, float),
-                "epochs": parse_list("epochs", self.epochs, int)}
+        return {"lr": self.listed("lrs"), "batch_size": self.listed("batch_sizes"),
+                "weight_decay": self.listed("weight_decays"), "epochs": self.listed("epochs")}
 
     def points(self) -> list[S.Point]:
         """Every grid point as validated `noise_scale.point` parameters."""
@@ -96,15 +86,9 @@ class Params(P.Params):
         return out
 
     def check(self) -> None:
-        grid = self.grid()
         if self.n_seeds > 16:
             raise P.ConfigError(f"n_seeds ({self.n_seeds}) is more than 16; a grid that size belongs on a cluster "
                                 f"via `python -m repro sweep {POINT}`.")
-        for field, name in (("lrs", "lr"), ("batch_sizes", "batch_size"), ("epochs", "epochs")):
-            if any(v <= 0 for v in grid[name]):
-                raise P.ConfigError(f"Parameter {field}: every value must be > 0, got {grid[name]}.")
-        if any(v < 0 for v in grid["weight_decay"]):
-            raise P.ConfigError(f"Parameter weight_decays: every value must be >= 0, got {grid['weight_decay']}.")
         if len(self.points()) < 8:
             raise P.ConfigError("The grid has fewer than 8 points; give more values, or a rank correlation means "
                                 "nothing.")
