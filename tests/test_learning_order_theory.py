@@ -4,7 +4,11 @@ import math
 import pytest
 import torch
 
-from repro.experiments import learning_order_theory as L
+from repro.experiments import learning_order
+from repro.experiments.learning_order import setting as L
+from repro.experiments.learning_order import theory as T
+from repro.experiments.learning_order import verdicts as V
+from repro.experiments.learning_order.results import Runs
 from repro.params import ConfigError
 from repro.regime import INCONCLUSIVE
 from repro.store import Store
@@ -78,19 +82,17 @@ def smoke_runs():
     return L.train_batch(runs, p, torch.device("cpu"), 0)
 
 
-def _metrics(out):
-    """The main experiment's per-algorithm metrics from train_batch rows (the fields the regime reads)."""
-    algos = {}
-    for r in out:
-        a = algos.setdefault(r["algorithm"], {"pq_error": 0.0, **{f"fit_step_{k}": [] for k in L.KINDS}})
-        for k in L.KINDS:
-            a[f"fit_step_{k}"] += L.fit_steps([r], k)
-        a["pq_error"] = max(a["pq_error"], r["pq_error"])
-    return {"algorithms": algos}
+def _algorithms(out):
+    """The main experiment's per-algorithm summaries from train_batch rows."""
+    names = dict.fromkeys(r["algorithm"] for r in out)
+    return {a: Runs.of(a, {**T.summarize([r for r in out if r["algorithm"] == a]),
+                           **{f"fit_step_{k}": T.fit_steps([r for r in out if r["algorithm"] == a], k)
+                              for k in L.KINDS},
+                           "anneal_step": [r["anneal_step"] for r in out if r["algorithm"] == a]}) for a in names}
 
 
 def test_an_under_trained_smoke_run_is_inconclusive(smoke_runs):
-    regime = L.regime(_metrics(smoke_runs))
+    regime = V.theory_regime(_algorithms(smoke_runs))
     assert not regime.ok
     assert regime.verdict("reproduced") == INCONCLUSIVE
     assert "share of runs that fit every kind of training example" in regime.reason
@@ -106,14 +108,21 @@ def test_the_large_rate_does_not_fit_q_before_annealing_and_the_small_rate_does_
         assert b["fit_step_Q"] >= 0
 
 
+def _runs(name="S", pq_error=0.01, fit=(10, 20), fit_q=None):
+    row = {k: 0.1 for k in ("p_error", "p_error_std", "q_error", "q_error_std", "pq_error_std", "train_loss",
+                            "train_loss_std")}
+    row |= {"pq_error": pq_error, "fit_step_P": list(fit), "fit_step_PQ": list(fit),
+            "fit_step_Q": list(fit if fit_q is None else fit_q), "anneal_step": [5, 5]}
+    return Runs.of(name, row)
+
+
 def test_a_run_that_fit_its_training_set_keeps_its_verdict():
-    fit = {"pq_error": 0.01, **{f"fit_step_{k}": [10, 20] for k in L.KINDS}}
-    regime = L.regime({"algorithms": {"L-S": fit, "S": fit}})
+    regime = V.theory_regime({"L-S": _runs("L-S"), "S": _runs()})
     assert regime.ok and regime.verdict("reproduced") == "reproduced"
-    rows = [{"variant": "P only, N = 40", "fit_step_P": [3, 4], "fit_step_Q": [None, None]},
-            {"variant": "Q only, N = 200", "fit_step_P": [None, None], "fit_step_Q": [5, None]}]
-    assert L.ablation_regime(rows[:1], "P only").ok
-    assert L.ablation_regime(rows, "single").conditions[0].measured == 0.75
+    p_only, q_only = _runs(fit=(3, 4), fit_q=(-1, -1)), _runs(fit=(-1, -1), fit_q=(5, -1))
+    assert V.ablation_regime([p_only], ["P only, N = 40"], "P only").ok
+    both = V.ablation_regime([p_only, q_only], ["P only, N = 40", "Q only, N = 200"], "single")
+    assert both.conditions[0].measured == 0.75
 
 
 def test_a_run_does_not_depend_on_the_other_runs_in_its_batch():
@@ -129,30 +138,33 @@ def test_a_run_does_not_depend_on_the_other_runs_in_its_batch():
 
 
 def test_run_theory_stores_json_and_loads_it_again(tmp_path):
-    p = L.TheoryParams.resolve("smoke", {"pq_steps": 40, "pq_anneal_max": 20})
+    p = learning_order.Params.resolve("smoke", {"pq_steps": 40, "pq_anneal_max": 20})
     store = Store(tmp_path)
-    first = L.run_theory(p, store)
-    assert not first.main.cached and not first.ablations.cached
-    assert first.main.experiment == "learning_order_theory"
-    assert first.ablations.experiment == "learning_order_theory_ablations"
-    json.dumps(first.main.to_json())
-    json.dumps(first.ablations.to_json())
-    m = first.main.metrics
+    sections = {"theory", "ablations"}
+    done = learning_order.run(p, store, sections=sections)
+    assert done.patch is None and done.clean is None
+    first = done.theory.result, done.ablations.result
+    assert not first[0].cached and not first[1].cached
+    assert first[0].experiment == "learning_order_theory"
+    assert first[1].experiment == "learning_order_theory_ablations"
+    json.dumps(first[0].to_json())
+    json.dumps(first[1].to_json())
+    m = first[0].metrics
     assert set(m["algorithms"]) == set(L.ALGORITHMS)
     assert len(m["algorithms"]["S"]["p_error_seeds"]) == p.pq_seeds
-    assert {r["p0"] for r in first.main.data["sweep"]} == set(p.p0_grid)
-    assert {r["lr_large"] for r in first.main.data["lr_sweep"]} == set(p.lr_large_grid)
-    groups = {r["group"] for r in first.ablations.metrics["table"]}
+    assert {r["p0"] for r in first[0].data["sweep"]} == set(p.p0_grid)
+    assert {r["lr_large"] for r in first[0].data["lr_sweep"]} == set(p.lr_large_grid)
+    groups = {r.group for r in done.ablations.rows}
     assert groups == {"noise", "loss", "single", "adam"}
-    assert all(0 <= r["p_error"] <= 1 for r in first.ablations.metrics["table"])
+    assert all(0 <= r.p_error <= 1 for r in done.ablations.rows)
     # configs hold only the fields each sub-experiment depends on
-    assert "pq_adam_lr_large" not in first.main.config and "pq_p0_grid" not in first.ablations.config
-    again = L.run_theory(p, store)
-    assert again.main.cached and again.ablations.cached
-    assert again.main.metrics == first.main.metrics
+    assert "pq_adam_lr_large" not in first[0].config and "pq_p0_grid" not in first[1].config
+    again = learning_order.run(p, store, sections=sections)
+    assert again.theory.result.cached and again.ablations.result.cached
+    assert again.theory.result.metrics == first[0].metrics
     # an ablation-only parameter does not recompute the main experiment
-    other = L.run_theory(p.replace(pq_adam_lr_large=0.02), store)
-    assert other.main.cached and not other.ablations.cached
+    other = learning_order.run(p.replace(pq_adam_lr_large=0.02), store, sections=sections)
+    assert other.theory.result.cached and not other.ablations.result.cached
 
 
 def test_bad_parameters_stop_with_one_sentence():
@@ -183,4 +195,4 @@ def test_presets_resolve_and_every_field_but_seed_and_device_is_prefixed():
     for preset in ("smoke", "book", "paper"):
         L.TheoryParams.resolve(preset)
     assert all(n.startswith("pq_") for n in L.TheoryParams.names() if n not in ("seed", "device"))
-    assert set(L.MAIN_FIELDS) | set(L.ABLATION_FIELDS) == set(L.TheoryParams.names())
+    assert set(T.MAIN_FIELDS) | set(T.ABLATION_FIELDS) == set(L.TheoryParams.names())
