@@ -2,8 +2,9 @@
 and a small one with pre-activation noise, in the paper's synthetic theory setting (setting.py, theory.py) and
 on patch-augmented CIFAR-10 (cifar.py). Verdicts in verdicts.py, figures and tables in figures.py.
 
-Sections (each a set of units stored on their own): "theory" (the main comparison), "ablations" (the reviewers'
-questions), and the CIFAR-10 sets "patch", "clean", "control" and "official_patch".
+Sections (each a set of units stored on their own): "theory" (the main comparison), "search" (the search for the
+theorem's regime), "ablations" (the reviewers' questions), and the CIFAR-10 sets "patch", "clean", "control" and
+"official_patch".
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from repro.units import Unit, run_unit
 
 from . import figures, verdicts
 from .cifar import VERSION, CifarParams, cifar_units
-from .results import Ablations, CifarSet, LearningOrderResult, TheoryMain
+from .results import Ablations, CifarSet, LearningOrderResult, Search, TheoryMain
 from .setting import TheoryParams
 from .theory import VERSION as THEORY_VERSION
 from .theory import theory_units
 
 __all__ = ["VERSION", "THEORY_VERSION", "Params", "LearningOrderResult", "units", "run", "figures", "verdicts"]
 
-SECTIONS = ("theory", "ablations", "patch", "clean", "control", "official_patch")
+SECTIONS = ("theory", "search", "ablations", "patch", "clean", "control", "official_patch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,8 @@ def run(p: Params, store: Store | None = None, force: bool | None = None,
     out = LearningOrderResult(p)
     if "theory/main" in done:
         out.theory = TheoryMain(done.pop("theory/main")[1])
+    if "theory/search" in done:
+        out.search = Search(done.pop("theory/search")[1])
     if "theory/ablations" in done:
         out.ablations = Ablations(done.pop("theory/ablations")[1])
     sets: dict[str, dict[str, list[Result]]] = {}

@@ -85,8 +85,12 @@ class CifarParams(P.Params):
     PRESETS = {
         "smoke": {"width": 32, "n_train": 512, "n_test": 200, "epochs": 2, "anneal_epoch": 1, "batch_size": 64,
                   "control_fraction": 0.5, "cifar_seeds": 1},
-        "paper": {"network": "wrn", "width": 10, "n_train": 50_000, "n_test": 10_000, "epochs": 60, "anneal_epoch": 30,
-                  "patch_sep": OFFICIAL_PATCH_SEP, "cifar_seeds": 1},
+        # WRN-16-10, SGD, batch 128 and every official value on all 50,000 images, re-scoped to fit one GPU window
+        # per unit and about 18 H200-minutes in all: 30 epochs with the anneal at 15 (the paper: 60 and 30; the
+        # small LR's memorisation and the large LR's plateau happen within the first epochs), one seed, and no
+        # i.i.d.-noise ablation (an ablation, not a claim).
+        "paper": {"network": "wrn", "width": 10, "n_train": 50_000, "n_test": 10_000, "epochs": 30, "anneal_epoch": 15,
+                  "patch_sep": OFFICIAL_PATCH_SEP, "cifar_seeds": 1, "iid_noise": False},
     }
 
     def check(self) -> None:

@@ -15,11 +15,13 @@ from .cifar import METHOD_LABELS, PAPER_CLEAN_TABLE, REPLICATION_CONTROL, REPLIC
 from .results import Ablations, CifarSet, LearningOrderResult, Runs, TheoryMain
 from .setting import ALGORITHMS, KIND_NAMES, KINDS
 from .verdicts import (
+    ALIVE_NEED,
     PATCH_LEARNED,
     Answer,
     control_position,
     order_counts,
     replication_position,
+    search_regimes,
     steps_text,
     with_range,
 )
@@ -137,28 +139,6 @@ def order_sentence(main: TheoryMain) -> str:
             f"{steps_text(algos['S'].fit_step_P)}).")
 
 
-def before_anneal_sentence(main: TheoryMain) -> str:
-    """What L-S and S classify just before L-S anneals, and whether L-S's units are alive on Q."""
-    b_ls, b_s = main.before_anneal("L-S"), main.before_anneal("S")
-    silent = b_ls["acc_PQ"] < 0.6 and abs(b_ls["margin_PQ"]) < 0.2
-    text = (f"Just before annealing (step {b_ls['step']}), L-S classifies {percent(b_ls['acc_P'])} of the P-only "
-            f"test examples, {percent(b_ls['acc_Q'])} of the Q-only and {percent(b_ls['acc_PQ'])} of the "
-            f"both-component ones (mean margin {number(b_ls['margin_PQ'])}); S at the same step: "
-            f"{percent(b_s['acc_P'])}, {percent(b_s['acc_Q'])} and {percent(b_s['acc_PQ'])}. ")
-    if not silent:
-        return text + ("The large rate has learned P from the both-component examples before annealing, as the "
-                       "theory says.")
-    return text + (
-        f"So the large rate has not learned P from the both-component examples either, although they carry P and "
-        f"their loss stays high (they account for {percent(b_ls['grad_share_PQ'])} of the summed |dloss/df|): its "
-        f"output on every example that carries Q is close to 0. Only {percent(b_ls['active_units_Q'])} of its units "
-        f"are active anywhere on the three Q rays (S: {percent(b_s['active_units_Q'])}). With $|z_q|$ far larger than "
-        f"$|x_1|\\approx1$ the Q part decides which units are active on a both-component example, and an inactive "
-        f"unit passes no gradient to its P weights: "
-        + ("the large rate learns P from the P-only examples alone." if b_ls["active_units_Q"] < 0.05 else
-           "little of those examples' gradient reaches the P weights."))
-
-
 def error_table(main: TheoryMain, ablations: Ablations | None) -> pd.DataFrame:
     """P-only, Q-only and both-component test errors of the three algorithms, and the P-only references."""
     def row(label: str, a: Runs, full: bool = True) -> dict:
@@ -184,7 +164,7 @@ def gap_sentence(main: TheoryMain) -> str:
 def p0_sweep(main: TheoryMain):
     sweep = pd.DataFrame(main.sweep)
     fig, axes = figure(ncols=2, width=5.0, height=3.6)
-    for algo in ALGORITHMS:
+    for algo in [a for a in ALGORITHMS if a in set(sweep["algorithm"])]:
         s = sweep[sweep["algorithm"] == algo]
         axes[0].errorbar(s["p0"], s["p_error"], yerr=s["p_error_std"], fmt="o-", capsize=3,
                          color=PALETTE[ALGO_KEY[algo]], label=ALGO_LABEL[algo])
@@ -372,3 +352,163 @@ def cifar_runs_table(result: LearningOrderResult) -> pd.DataFrame:
                              "clean train accuracy": r.metrics.get("final_train_clean", math.nan),
                              "clean test accuracy": r.metrics["final_clean"]})
     return pd.DataFrame(rows).set_index(["runs", "method", "seed"]) if rows else pd.DataFrame()
+
+
+# ------------------------------------------------------------------------------------------------ the regime
+
+
+def alive_on_q(result: LearningOrderResult):
+    """The share of units active on some Q ray against the step: the previous setting (left; its large rate
+    switches them off) and the chapter's (right), mean over the seeds, with the regime's need."""
+    panels = []
+    if result.search is not None:
+        cfg = result.search.previous_config
+        panels.append((f"previous setting: |z_q| = {number(cfg['pq_zq_norm'])}, τξ = {number(cfg['pq_noise'])}",
+                       result.search.previous_curves, result.search.previous))
+    if result.theory is not None:
+        cfg = result.theory.config
+        panels.append((f"this chapter: |z_q| = {number(cfg['pq_zq_norm'])}, τξ = {number(cfg['pq_noise'])}",
+                       result.theory.curves, result.theory.algorithms))
+    fig, axes = figure(ncols=len(panels), width=5.0, height=3.6)
+    rows = []
+    for ax, (title, curves, runs) in zip(axes, panels, strict=True):
+        for algo, c in curves.items():
+            ax.plot(c["step"], c["active_units_Q"], color=PALETTE[ALGO_KEY[algo]], label=ALGO_LABEL[algo])
+            rows += [{"setting": title, "algorithm": algo, "step": s, "share of units active on Q": v}
+                     for s, v in zip(c["step"], c["active_units_Q"], strict=True)]
+        for s in runs["L-S"].anneal_step:
+            ax.axvline(s, color=PALETTE["reference"], lw=0.8, alpha=0.6)
+        ax.axhline(float(ALIVE_NEED), color=PALETTE["reference"], ls="--", lw=1, label="regime's need (L-S)")
+        ax.set(ylim=(-0.02, 1.02), xlabel="step", ylabel="share of units active on Q", title=title)
+        ax.legend(fontsize=7)
+    return fig, pd.DataFrame(rows)
+
+
+def search_table(result: LearningOrderResult) -> pd.DataFrame:
+    """Every setting and budget of the search: the regime's measurements, whether it reached the regime, and
+    the P-only test errors of L-S and S (at ε₂ where they stopped)."""
+    config = result.theory.config if result.theory is not None else {}
+    rows = []
+    for row, regime in search_regimes(result.search):
+        m = row.regime
+        rows.append({"|zq|": row.zq_norm, "ζ/|zq|": row.zeta_ratio, "τξ": row.noise, "η₂": row.lr_small,
+                     "steps": row.steps, "alive on Q": min(m.alive_Q), "Q acc. before anneal": max(m.q_accuracy_before),
+                     "annealed by loss": percent(np.mean(m.annealed_by_loss)),
+                     "S memorised Q": percent(np.mean(m.s_memorised_Q)), "stopped at ε₂": percent(np.mean(m.stopped)),
+                     "regime": "reached" if regime.ok else "missed", "P-only error L-S": float(np.mean(row.p_error_LS)),
+                     "P-only error S": float(np.mean(row.p_error_S)),
+                     "this chapter's setting": "yes" if config and row.matches(config) else ""})
+    return pd.DataFrame(rows).set_index(["|zq|", "ζ/|zq|", "τξ", "η₂", "steps"])
+
+
+def search_figure(result: LearningOrderResult):
+    """Left: L-S's share of units active on Q along its run at every setting of the search (longest budget).
+    Right: for each condition of the regime, the share of the search's settings that meet it, per budget."""
+    search = result.search
+    fig, axes = figure(ncols=2, width=5.0, height=3.6)
+    steps = search.step_axis
+    zqs = sorted({r.zq_norm for r in search.rows})
+    colors = dict(zip(zqs, [PALETTE["large_lr_anneal"], PALETTE["test"], PALETTE["ours"], PALETTE["edge"]],
+                      strict=False))
+    rows = []
+    for r in search.rows:
+        if r.alive_curve_LS is None:
+            continue
+        axes[0].plot(steps, r.alive_curve_LS, color=colors.get(r.zq_norm, "0.5"), lw=0.8, alpha=0.6)
+        rows += [{"panel": "alive", "setting": r.label, "step": s, "value": v}
+                 for s, v in zip(steps, r.alive_curve_LS, strict=True)]
+    for zq in zqs:
+        axes[0].plot([], [], color=colors.get(zq, "0.5"), label=f"|z_q| = {number(zq)}")
+    axes[0].axhline(float(ALIVE_NEED), color=PALETTE["reference"], ls="--", lw=1, label="regime's need")
+    axes[0].set(ylim=(-0.02, 1.02), xlabel="step", ylabel="share of L-S's units active on Q",
+                title="L-S at every setting of the search")
+    axes[0].legend(fontsize=7)
+    judged = search_regimes(search)
+    names = [c.name for c in judged[0][1].conditions]
+    short = ["units alive", "Q unlearnt", "anneal by loss", "S memorises Q", "stop at ε₂"]
+    width = 0.8 / len(search.budgets)
+    for k, budget in enumerate(search.budgets):
+        sel = [reg for row, reg in judged if row.steps == budget]
+        shares = [np.mean([reg.conditions[i].ok for reg in sel]) for i in range(len(names))]
+        shares.append(np.mean([reg.ok for reg in sel]))
+        ys = np.arange(len(shares)) + k * width
+        axes[1].barh(ys, shares, height=width, label=f"{budget} steps",
+                     color=[PALETTE["small_lr"], PALETTE["large_lr_anneal"]][k % 2])
+        rows += [{"panel": "conditions", "setting": f"{budget} steps", "step": budget, "value": v, "condition": c}
+                 for c, v in zip(short + ["all (the regime)"], shares, strict=True)]
+    axes[1].set_yticks(np.arange(len(short) + 1) + width * (len(search.budgets) - 1) / 2,
+                       short + ["all (the regime)"])
+    axes[1].set(xlim=(0, 1), xlabel="share of the search's settings", title="which conditions are met")
+    axes[1].invert_yaxis()
+    axes[1].legend(fontsize=7)
+    return fig, pd.DataFrame(rows)
+
+
+def search_sentence(result: LearningOrderResult) -> str:
+    judged = search_regimes(result.search)
+    reached = [row for row, reg in judged if reg.ok]
+    total = len(judged)
+    failed = {}
+    for _, reg in judged:
+        for c in reg.failed:
+            failed[c.name] = failed.get(c.name, 0) + 1
+    worst = sorted(failed.items(), key=lambda kv: -kv[1])[:2]
+    text = (f"{len(reached)} of the search's {total} settings and budgets ({percent(len(reached) / total)}) reach the "
+            f"theorem's regime ({result.search.result.metrics['seeds']} seed each). ")
+    if worst:
+        text += "The conditions missed most often: " + "; ".join(f"{name} ({n} of {total})" for name, n in worst) + ". "
+    if reached:
+        gaps = [float(np.mean(r.p_error_S)) - float(np.mean(r.p_error_LS)) for r in reached]
+        text += (f"Where the regime is reached, S's P-only error minus L-S's ranges from {signed(min(gaps))} to "
+                 f"{signed(max(gaps))}.")
+    return text
+
+
+def asymptotics_table(config: dict) -> pd.DataFrame:
+    """The paper's conditions on the setting's constants, at this d: which a finite d can meet."""
+    d, n, p0, q0 = config["pq_d"], config["pq_n_train"], config["pq_p0"], config["pq_q0"]
+    eps1, eps2 = config["pq_anneal_loss"], config["pq_stop_loss"]
+    low, high = d ** (-1 / 16), p0 ** 2 * q0 ** 3
+    threshold = eps1 + q0 * math.log(2)
+    rows = [
+        {"condition (paper)": "p₀N < d/2 < (1−q₀)N (Theorem 3.5)",
+         "here": f"{number(p0 * n)} < {number(d / 2)} < {number((1 - q0) * n)}",
+         "met": "yes" if p0 * n < d / 2 < (1 - q0) * n else "no"},
+        {"condition (paper)": "ε₁ in (d^−c, κ²p²q³) for some c < 1/16 (Theorem 3.4)",
+         "here": f"d^−1/16 = {number(low)} > p₀²q₀³ = {number(high)} ≥ κ²p²q³: the window is empty",
+         "met": "no" if low >= high else "yes"},
+        {"condition (paper)": "stop L-S at ε₂ = √(ε₁/q), below the annealing loss ε₁ + q log 2",
+         "here": f"√(ε₁/q₀) = {number(math.sqrt(eps1 / q0))} against ε₁ + q₀ log 2 = {number(threshold)}; both "
+                 f"algorithms stop at ε₂ = {number(eps2)} instead",
+         "met": "yes" if math.sqrt(eps1 / q0) < threshold else "no"},
+        {"condition (paper)": "η₂ ≤ η₁ d^−c (Theorem 3.5)",
+         "here": f"η₂ / η₁ = {number(config['pq_lr_small'] / config['pq_lr_large'])}, d^−1/16 = {number(low)}",
+         "met": "yes" if config["pq_lr_small"] <= config["pq_lr_large"] * low else "no"},
+        {"condition (paper)": "‖ζ‖ = r ≪ ‖z‖: the three rays close (Lemma 4.2)",
+         "here": f"|ζ| / |z_q| = {number(config['pq_zeta'] / config['pq_zq_norm'])}",
+         "met": "in part" if config["pq_zeta"] / config["pq_zq_norm"] < 0.3 else "no"},
+    ]
+    return pd.DataFrame(rows).set_index("condition (paper)")
+
+
+def closing_note(result: LearningOrderResult) -> str:
+    """The previous setting's and this chapter's P-only test errors and L-S's units alive on Q before annealing."""
+    if result.theory is None or result.search is None:
+        return ""
+    old, new = result.search.previous, result.theory.algorithms
+
+    def alive(runs: Runs) -> str:
+        return pm(float(np.mean(runs.active_q_mean)), float(np.std(runs.active_q_mean, ddof=1))
+                  if len(runs.active_q_mean) > 1 else 0.0)
+
+    cfg = result.search.previous_config
+    return (f"**Before and after.** The previous setting (|z_q| = {number(cfg['pq_zq_norm'])}, "
+            f"|ζ| = {number(cfg['pq_zeta'])}, τξ = {number(cfg['pq_noise'])}, λ = {number(cfg['pq_weight_decay'])}, "
+            f"both runs stopped after {cfg['pq_steps']} steps) gives a P-only test error of "
+            f"{pm(old['L-S'].p_error, old['L-S'].p_error_std)} for L-S and "
+            f"{pm(old['S'].p_error, old['S'].p_error_std)} for S, with a share {alive(old['L-S'])} of L-S's units "
+            f"active on Q before annealing. This chapter's setting, both runs stopped at train loss "
+            f"ε₂ = {number(result.theory.config['pq_stop_loss'])}: "
+            f"{pm(new['L-S'].p_error, new['L-S'].p_error_std)} for L-S and "
+            f"{pm(new['S'].p_error, new['S'].p_error_std)} for S, with {alive(new['L-S'])} of L-S's units active "
+            f"on Q before annealing (mean ± standard deviation over {len(new['L-S'].p_error_seeds)} seeds).")

@@ -40,13 +40,18 @@ class Runs:
     fit_step_Q: list[int | None]
     fit_step_PQ: list[int | None]
     anneal_step: list[int]
+    stop_step: list[int | None] = dataclasses.field(default_factory=list)  # None: never reached eps2
+    annealed_by_loss: list[bool] = dataclasses.field(default_factory=list)
+    active_q_mean: list[float] = dataclasses.field(default_factory=list)  # share of units alive on Q, pre-anneal
+    q_acc_mean: list[float] = dataclasses.field(default_factory=list)  # Q-only test accuracy, pre-anneal mean
 
     @classmethod
     def of(cls, name: str, row: dict[str, Any]) -> Runs:
         return cls(name, row["p_error"], row["p_error_std"], list(row.get("p_error_seeds", [])), row["q_error"],
                    row["q_error_std"], row["pq_error"], row["pq_error_std"], row["train_loss"],
                    row["train_loss_std"], *(_steps(row.get(f"fit_step_{k}", [])) for k in KINDS),
-                   list(row["anneal_step"]))
+                   list(row["anneal_step"]), _steps(row.get("stop_step", [])), list(row.get("annealed_by_loss", [])),
+                   list(row.get("active_q_mean", [])), list(row.get("q_acc_mean", [])))
 
     @property
     def seeds(self) -> int:
@@ -54,6 +59,98 @@ class Runs:
 
     def fit_step(self, kind: str) -> list[int | None]:
         return getattr(self, f"fit_step_{kind}")
+
+
+@dataclasses.dataclass(frozen=True)
+class RegimeMeasures:
+    """What the theorem's regime needs, per seed (theory.regime_measures): L-S's mean share of units active on Q
+    and its mean Q-only test accuracy before annealing, whether it annealed by the loss rule, whether S memorised
+    its Q-only training examples, and whether each run (L-S's, then S's) stopped at eps2 within its budget."""
+
+    alive_Q: list[float]
+    q_accuracy_before: list[float]
+    annealed_by_loss: list[bool]
+    s_memorised_Q: list[bool]
+    stopped: list[bool]
+
+    @classmethod
+    def of(cls, d: dict[str, list]) -> RegimeMeasures:
+        return cls(*(list(d[f.name]) for f in dataclasses.fields(cls)))
+
+    @classmethod
+    def merged(cls, parts: list[RegimeMeasures]) -> RegimeMeasures:
+        """The measurements of several run pairs (e.g. every p0 of the sweep) as one."""
+        return cls(*([v for part in parts for v in getattr(part, f.name)] for f in dataclasses.fields(cls)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchRow:
+    """One setting of the search at one step budget: its measurements and L-S's and S's results per seed."""
+
+    zq_norm: float
+    zeta_ratio: float
+    noise: float
+    lr_small: float
+    steps: int
+    regime: RegimeMeasures
+    p_error_LS: list[float]
+    p_error_S: list[float]
+    stop_step_LS: list[int]
+    stop_step_S: list[int]
+    alive_curve_LS: list[float] | None = None  # L-S's share of units active on Q along its run, first seed
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> SearchRow:
+        return cls(d["zq_norm"], d["zeta_ratio"], d["noise"], d["lr_small"], int(d["steps"]),
+                   RegimeMeasures.of(d["regime"]), d["p_error_LS"], d["p_error_S"], d["stop_step_LS"],
+                   d["stop_step_S"], d.get("alive_curve_LS"))
+
+    @property
+    def label(self) -> str:
+        return (f"|zq| {self.zq_norm:g}, ζ/|zq| {self.zeta_ratio:g}, τξ {self.noise:g}, η₂ {self.lr_small:g}, "
+                f"{self.steps} steps")
+
+    def matches(self, config: dict[str, Any]) -> bool:
+        """Whether this is the chapter's own setting (config: a theory unit's config)."""
+        return (math.isclose(self.zq_norm, config["pq_zq_norm"]) and math.isclose(self.noise, config["pq_noise"])
+                and math.isclose(self.zeta_ratio * self.zq_norm, config["pq_zeta"], rel_tol=1e-6)
+                and math.isclose(self.lr_small, config["pq_lr_small"]) and self.steps == config["pq_steps"])
+
+
+@dataclasses.dataclass
+class Search:
+    """The search for the theorem's regime (every setting at every budget), and the previous setting's runs,
+    compared after an equal number of steps."""
+
+    result: Result
+
+    @property
+    def rows(self) -> list[SearchRow]:
+        return [SearchRow.of(d) for d in self.result.metrics["settings"]]
+
+    @property
+    def budgets(self) -> list[int]:
+        return list(self.result.metrics["budgets"])
+
+    @property
+    def step_axis(self) -> list[int]:
+        """The steps at which alive_curve_LS was recorded (every longest-budget // 100 steps)."""
+        longest = max(self.budgets)
+        every = max(1, longest // 100)
+        n = len(next(r.alive_curve_LS for r in self.rows if r.alive_curve_LS is not None))
+        return [min(i * every, longest) for i in range(n)]
+
+    @property
+    def previous(self) -> dict[str, Runs]:
+        return {name: Runs.of(name, row) for name, row in self.result.metrics["previous"].items()}
+
+    @property
+    def previous_config(self) -> dict[str, Any]:
+        return self.result.metrics["previous_config"]
+
+    @property
+    def previous_curves(self) -> dict[str, dict[str, list[float]]]:
+        return self.result.data["previous_curves"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +187,16 @@ class TheoryMain:
         return int(self.result.metrics["p_carrying_examples"])
 
     @property
+    def regime(self) -> RegimeMeasures:
+        """The theorem's regime measured on L-S and S at the chapter's p0."""
+        return RegimeMeasures.of(self.result.metrics["regime"])
+
+    @property
+    def sweep_regimes(self) -> RegimeMeasures:
+        """The theorem's regime measured on L-S and S at every p0 of the sweep."""
+        return RegimeMeasures.merged([RegimeMeasures.of(r["regime"]) for r in self.sweep if r["algorithm"] == "L-S"])
+
+    @property
     def sweep(self) -> list[dict[str, Any]]:
         """One row per (p0, algorithm): p_error, p_error_std, q_error, ... over the seeds."""
         return self.result.data["sweep"]
@@ -113,13 +220,6 @@ class TheoryMain:
         """S's P-only test error minus L-S's at every p0 of the sweep, in increasing p0."""
         by = {(r["p0"], r["algorithm"]): r["p_error"] for r in self.sweep}
         return {p0: by[(p0, "S")] - by[(p0, "L-S")] for p0 in sorted({r["p0"] for r in self.sweep})}
-
-    def before_anneal(self, algo: str) -> dict[str, float]:
-        """The seed-averaged curves at the last evaluation before the algorithm's earliest anneal step."""
-        c = self.curves[algo]
-        first = min(self.algorithms[algo].anneal_step)
-        i = max(j for j, step in enumerate(c["step"]) if step <= max(first - 1, 0))
-        return {key: c[key][i] for key in c if key != "step"} | {"step": c["step"][i]}
 
 
 @dataclasses.dataclass
@@ -205,6 +305,7 @@ class LearningOrderResult:
 
     params: Params
     theory: TheoryMain | None = None
+    search: Search | None = None
     ablations: Ablations | None = None
     patch: CifarSet | None = None
     official_patch: CifarSet | None = None
@@ -216,6 +317,8 @@ class LearningOrderResult:
         out: dict[str, Result] = {}
         if self.theory is not None:
             out["theory: main"] = self.theory.result
+        if self.search is not None:
+            out["theory: search"] = self.search.result
         if self.ablations is not None:
             out["theory: ablations"] = self.ablations.result
         for label, cs in (("patched", self.patch), ("official patch", self.official_patch),
