@@ -23,6 +23,7 @@ from .verdicts import (
     replication_position,
     search_regimes,
     steps_text,
+    theorem_regime,
     with_range,
 )
 
@@ -128,6 +129,20 @@ def fit_table(main: TheoryMain) -> pd.DataFrame:
                      "both-component examples fit at step": steps_text(a.fit_step_PQ),
                      "Q-only train examples fit at step": steps_text(a.fit_step_Q)})
     return pd.DataFrame(rows).set_index("algorithm")
+
+
+def theory_finding(result: LearningOrderResult) -> str:
+    """Whether the chapter's own runs reach the theorem's regime, and when L-S memorises Q."""
+    main = result.theory
+    regime = theorem_regime(main.regime, "the chapter's setting")
+    n, ls = main.seeds, main.algorithms["L-S"]
+    text = (f"The chapter's setting, on {n} seeds, " + ("reaches the theorem's regime. " if regime.ok else
+                                                         f"misses the theorem's regime: {regime.reason}. "))
+    early = sum(q is not None and q < a for q, a in zip(ls.fit_step_Q, ls.anneal_step, strict=True))
+    text += (f"L-S memorises its Q-only training examples at steps {steps_text(ls.fit_step_Q)} and anneals at "
+             f"{steps_text(ls.anneal_step)}: before annealing on {early} of {n} seeds"
+             + (", which Lemma 4.2 rules out inside the theorem's regime." if early else "."))
+    return text
 
 
 def order_sentence(main: TheoryMain) -> str:
@@ -457,9 +472,11 @@ def search_sentence(result: LearningOrderResult) -> str:
             f"theorem's regime ({result.search.result.metrics['seeds']} seed each). ")
     if worst:
         text += "The conditions missed most often: " + "; ".join(f"{name} ({n} of {total})" for name, n in worst) + ". "
-    if reached:
-        gaps = [float(np.mean(r.p_error_S)) - float(np.mean(r.p_error_LS)) for r in reached]
-        text += (f"Where the regime is reached, S's P-only error minus L-S's ranges from {signed(min(gaps))} to "
+    gaps = [float(np.mean(r.p_error_S)) - float(np.mean(r.p_error_LS)) for r in reached]
+    if len(gaps) == 1:
+        text += f"Where it is reached, S's P-only error minus L-S's is {signed(gaps[0])}."
+    elif gaps:
+        text += (f"Where it is reached, S's P-only error minus L-S's ranges from {signed(min(gaps))} to "
                  f"{signed(max(gaps))}.")
     return text
 
@@ -498,17 +515,16 @@ def closing_note(result: LearningOrderResult) -> str:
     old, new = result.search.previous, result.theory.algorithms
 
     def alive(runs: Runs) -> str:
-        return pm(float(np.mean(runs.active_q_mean)), float(np.std(runs.active_q_mean, ddof=1))
-                  if len(runs.active_q_mean) > 1 else 0.0)
+        return f"{percent(float(np.mean(runs.active_q_mean)))} (seeds: {', '.join(map(percent, runs.active_q_mean))})"
 
     cfg = result.search.previous_config
     return (f"**Before and after.** The previous setting (|z_q| = {number(cfg['pq_zq_norm'])}, "
             f"|ζ| = {number(cfg['pq_zeta'])}, τξ = {number(cfg['pq_noise'])}, λ = {number(cfg['pq_weight_decay'])}, "
             f"both runs stopped after {cfg['pq_steps']} steps) gives a P-only test error of "
             f"{pm(old['L-S'].p_error, old['L-S'].p_error_std)} for L-S and "
-            f"{pm(old['S'].p_error, old['S'].p_error_std)} for S, with a share {alive(old['L-S'])} of L-S's units "
-            f"active on Q before annealing. This chapter's setting, both runs stopped at train loss "
+            f"{pm(old['S'].p_error, old['S'].p_error_std)} for S, and L-S's units active on Q before "
+            f"annealing {alive(old['L-S'])}. This chapter's setting, both runs stopped at train loss "
             f"ε₂ = {number(result.theory.config['pq_stop_loss'])}: "
             f"{pm(new['L-S'].p_error, new['L-S'].p_error_std)} for L-S and "
-            f"{pm(new['S'].p_error, new['S'].p_error_std)} for S, with {alive(new['L-S'])} of L-S's units active "
-            f"on Q before annealing (mean ± standard deviation over {len(new['L-S'].p_error_seeds)} seeds).")
+            f"{pm(new['S'].p_error, new['S'].p_error_std)} for S, and L-S's units active on Q before annealing "
+            f"{alive(new['L-S'])} (mean ± standard deviation over {len(new['L-S'].p_error_seeds)} seeds).")

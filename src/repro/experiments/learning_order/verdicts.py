@@ -120,11 +120,16 @@ def direction(a: Runs, b: Runs) -> str:
     return "lower" if mean < 0 else "higher"
 
 
+def relation(a: Runs, b: Runs) -> str:
+    """'lower than', 'higher than' or 'indistinguishable from': a's P-only error against b's."""
+    word = direction(a, b)
+    return "indistinguishable from" if word == "indistinguishable" else f"{word} than"
+
+
 def compare(a: Runs, b: Runs, name_a: str, name_b: str) -> str:
     """One sentence comparing two runs' P-only test errors, from their per-seed values."""
     mean, se = paired(a, b)
-    word = direction(a, b)
-    verb = "indistinguishable from" if word == "indistinguishable" else f"{word} than"
+    verb = relation(a, b)
     spread = f" ± {number(se)}" if not math.isnan(se) else " (one seed)"
     return (f"P-only test error of {name_a} is {verb} that of {name_b} ({number(a.p_error)} vs "
             f"{number(b.p_error)}; paired difference {signed(mean)}{spread})")
@@ -239,13 +244,13 @@ def ablation_answers(result: LearningOrderResult) -> list[Answer]:
     ls_paper = next(r for r in abl.group("loss") if r.name == "L-S")
     quiet, loud = noise["L-S without update noise"], noise["L-S with 10x update noise"]
     out.append(Answer("Does L-S need its update noise?",
-                      f"without it, L-S's P-only error is {direction(quiet, ls_paper)}",
+                      f"L-S's P-only error without it is {relation(quiet, ls_paper)} that with it",
                       compare(quiet, ls_paper, "L-S without noise", "L-S with the paper's noise") + "; "
                       + compare(loud, ls_paper, "L-S with 10× noise", "L-S with the paper's noise"),
                       ablation_regime([ls_paper, quiet, loud], ["both"] * 3, "L-S with other update noise")))
     for v, pair in abl.pairs("loss").items():
         out.append(Answer(f"The loss and the L2 term (reviewer 2): {v}",
-                          f"L-S's P-only error is {direction(pair['L-S'], pair['S'])} than S's",
+                          f"L-S's P-only error is {relation(pair['L-S'], pair['S'])} S's",
                           compare(pair["L-S"], pair["S"], "L-S", "S"),
                           ablation_regime([pair["L-S"], pair["S"]], [v, v], v)))
     for v, pair in abl.pairs("single").items():
@@ -254,13 +259,13 @@ def ablation_answers(result: LearningOrderResult) -> list[Answer]:
             measured = (f"Q-only test error of L-S {pm(pair['L-S'].q_error, pair['L-S'].q_error_std)}, of S "
                         f"{pm(pair['S'].q_error, pair['S'].q_error_std)}")
         else:
-            answer = f"L-S's P-only error is {direction(pair['L-S'], pair['S'])} than S's"
+            answer = f"L-S's P-only error is {relation(pair['L-S'], pair['S'])} S's"
             measured = compare(pair["L-S"], pair["S"], "L-S", "S")
         out.append(Answer(f"One kind of pattern only (reviewer 2): {v}", answer, measured,
                           ablation_regime([pair["L-S"], pair["S"]], [v, v], v)))
     adam = {r.name: r for r in abl.group("adam")}
     out.append(Answer("Adam instead of gradient descent (reviewer 1)",
-                      f"large-then-small Adam's P-only error is {direction(adam['L-S'], adam['S'])} than small Adam's",
+                      f"large-then-small Adam's P-only error is {relation(adam['L-S'], adam['S'])} small Adam's",
                       compare(adam["L-S"], adam["S"], "large-then-small Adam", "small Adam")
                       + f"; Q-only training examples fit at steps {steps_text(adam['L-S'].fit_step_Q)} (large first) "
                         f"and {steps_text(adam['S'].fit_step_Q)} (small)",
