@@ -117,19 +117,16 @@ show_figure(*figures.alive_on_q(result), "units-alive-on-q")
 # %% [markdown]
 # ## The theory setting
 # Labels $y=\pm1$; with probability $p_0$ an example has only $x_1\sim P_y$, with probability $q_0$ only
-# $x_2\sim Q_y$, otherwise both. **P** ("hard to generalise, easy to fit"): $x_1=y\gamma_0w^*+z$,
-# $z\sim N(0,I_d/d)$ conditioned on $y\langle w^*,z\rangle\ge0$, linearly separable with margin $\gamma_0$ but noisy
-# in $d$ dimensions. **Q** ("easy to generalise, hard to fit"): $x_2=\alpha z_q$ for $y=+1$ and
-# $x_2=\alpha(z_q\pm\zeta)$ for $y=-1$, $\alpha\sim U[0,1]$, $z_q\perp\zeta$: three rays, memorisable but not
-# linearly separable (stored in their plane: weights orthogonal to it never change the output). The network is
-# $f(x)=u^\top\mathrm{relu}(Ux)$, $m$ units, $u$ fixed at $\pm1/\sqrt m$, $U\sim N(0,\tau_0^2)$, trained on the
-# mean logistic loss plus $\frac\lambda2\lVert U\rVert^2$ by full-batch gradient descent with noise,
-# $U\leftarrow U-\eta(\nabla+\xi)$, $\xi\sim N(0,\tau_\xi^2)$. The paper's stopping rules: **L-S** runs at $\eta_1$
-# until its train loss falls to $\epsilon_1+\hat q\log2$ ($\hat q$: the share of Q-only training examples, which an
-# untrained Q part leaves at $\log 2$), then at $\eta_2$ until the loss reaches $\epsilon_2$; **S** runs at
-# $\eta_2$ until $\epsilon_2$; **S + noise** adds $\Xi\sim N(0,\sigma^2)$ to every pre-activation until L-S's rule
-# fires for it. L-S and S are compared at the same final train loss. Theorem 3.4 bounds L-S's test error by
-# $O(p\kappa\log\frac1{\epsilon_1})$, Theorem 3.5 S's from below by $\Omega(p)$ when $pN<d/2$.
+# $x_2\sim Q_y$, otherwise both. **P**: $x_1=y\gamma_0w^*+z$, $z\sim N(0,I_d/d)$ conditioned on
+# $y\langle w^*,z\rangle\ge0$: separable with margin $\gamma_0$, noisy in $d$ dimensions. **Q**: $x_2=\alpha z_q$
+# ($y=+1$) or $\alpha(z_q\pm\zeta)$ ($y=-1$), $\alpha\sim U[0,1]$, $z_q\perp\zeta$: three rays, memorisable, not
+# separable. The network $f(x)=u^\top\mathrm{relu}(Ux)$ ($u=\pm1/\sqrt m$ fixed, $U\sim N(0,\tau_0^2)$) trains on
+# the logistic loss plus $\frac\lambda2\lVert U\rVert^2$ by full-batch gradient descent with noise,
+# $U\leftarrow U-\eta(\nabla+\xi)$, $\xi\sim N(0,\tau_\xi^2)$. **L-S** runs at $\eta_1$ until its train loss falls
+# to $\epsilon_1+\hat q\log2$ ($\hat q$: the share of Q-only examples), then at $\eta_2$ until $\epsilon_2$; **S** at
+# $\eta_2$ until $\epsilon_2$; **S + noise** adds $\Xi\sim N(0,\sigma^2)$ to the pre-activations until L-S's rule
+# fires for it. Theorem 3.4 bounds L-S's test error by $O(p\kappa\log\frac1{\epsilon_1})$, Theorem 3.5 S's from
+# below by $\Omega(p)$ when $pN<d/2$.
 
 # %% tags=["hide-input"]
 show_figure(*figures.distribution(result.theory), "distribution")
@@ -137,14 +134,11 @@ display(Markdown(figures.kinds_sentence(result.theory)))
 
 # %% [markdown]
 # ## The theorem's regime, and a search for it
-# Before any direction is called, the runs must be in the regime the theorems describe: L-S keeps its units
-# alive on Q and does not learn Q before it anneals, it anneals by the loss rule rather than at the step cap, S
-# memorises Q within its budget, and both stop at the same train loss $\epsilon_2$. Outside it a P-only
-# error says nothing about the theorem, whichever way it points. The constants the chapter trains at were not set
-# by hand: they are one setting of a small search, run with this code at the book's scale, over the Q scale
-# $|z_q|$, $|\zeta|/|z_q|$, the update noise $\tau_\xi$, the small rate $\eta_2$ and the step budget (the other
-# constants fixed; $p_0N<d/2<(1-q_0)N$ kept). Left: L-S's units on Q at every setting; right: how many settings
-# meet each condition.
+# Before a direction is called the runs must be in the theorems' regime: L-S keeps its units alive on Q and does
+# not learn Q until it anneals, anneals by the loss rule (not at the step cap), S memorises Q within its budget,
+# and both stop at the same train loss $\epsilon_2$. The chapter's constants are a setting of a search, run with
+# this code at the book's scale, over $|z_q|$, $|\zeta|/|z_q|$, $\tau_\xi$, $\eta_2$ and the step budget (the
+# rest fixed, $p_0N<d/2<(1-q_0)N$ kept). Left: L-S's units on Q at every setting; right: which conditions hold.
 
 # %% tags=["hide-input"]
 show_figure(*figures.search_figure(result), "search")
@@ -153,9 +147,9 @@ display(Markdown(figures.theory_finding(result)))
 
 # %% [markdown]
 # ## The learning order
-# Test accuracy on P-only, Q-only (exact: a Q-only input is a multiple of a ray's end) and both-component
-# examples along training, the train loss, the test margin on Q-only examples and the share of the gradient
-# $\sum_i|\partial\ell/\partial f(x_i)|$ that comes from each kind of training example (means over the seeds).
+# Test accuracy on each kind of example (Q-only exactly: its inputs are multiples of a ray's end), the train
+# loss, the Q-only margin and the share of $\sum_i|\partial\ell/\partial f(x_i)|$ from each kind of training
+# example (means over the seeds).
 
 # %% tags=["hide-input"]
 show_figure(*figures.learning_order(result.theory), "learning-order")
@@ -163,10 +157,9 @@ display(Markdown(figures.order_sentence(result.theory)))
 
 # %% [markdown]
 # ## P-only test error at equal training loss
-# Each run stops once annealed at train loss $\epsilon_2$; mean ± standard deviation over the seeds. Below the
-# three algorithms, two references from the ablations: the same network on P alone with as many examples as
-# there are P-only examples here (what S reaches if it learns P from those alone) and with as many as carry P
-# (what L-S reaches if it learns P from all of them).
+# Every run stops, once annealed, at train loss $\epsilon_2$ (mean ± standard deviation over the seeds). The
+# references: the same network on P alone with as many examples as are P-only here (S's theory) and as carry P
+# (L-S's).
 
 # %% tags=["hide-input"]
 display(figures.error_table(result.theory, result.ablations))
@@ -175,15 +168,12 @@ display(Markdown(figures.closing_note(result)))
 
 # %% [markdown]
 # ## Patch-augmented CIFAR-10
-# Li et al. add a Q component to CIFAR-10: a 7×7 patch at the centre, written after normalisation, equal to
-# $z+s\,\zeta_y$ with one $z\sim1.25\,N(0,I)$ shared by every class, a class pattern
-# $\zeta_y\sim U[-\text{sep},\text{sep}]^{3\times7\times7}$ and a random sign $s=\pm1$ on every access; 80% of the
-# training images carry one, and each access is *patch-only* (image zeroed, $\zeta_y$ scaled by $1.75\,U(0,1)$)
-# with probability 0.2. As in the official code (`cwein3/large-lr-code`): Nesterov SGD, momentum 0.9, weight
-# decay $5\times10^{-4}$ on every parameter, batch 128, no augmentation; **large LR** 0.1 annealed ×0.04 at the
-# anneal epoch, **small LR** 0.004, **small LR + noise** 0.004 with pre-activation noise of std 0.4 (one map per
-# layer and step, shared over batch and channels) multiplied by $10^{-5}$ at the anneal epoch. After every epoch:
-# accuracy on clean, patched and patch-only test images (random labels; the code's `patch_acc`).
+# Li et al.'s Q for images: a 7×7 patch at the centre, $z+s\,\zeta_y$ ($z\sim1.25\,N(0,I)$ shared by all classes,
+# $\zeta_y\sim U[-\text{sep},\text{sep}]$, a random sign $s$ per access) on 80% of the training images, 20% of
+# those accesses *patch-only* (image zeroed). As in the official code: Nesterov SGD 0.9, weight decay $5\times10^{-4}$,
+# batch 128, no augmentation; **large LR** 0.1 annealed ×0.04, **small LR** 0.004, **small LR + noise** 0.004 with
+# pre-activation noise 0.4 (one map per layer and step) until the anneal epoch. Accuracy per epoch on clean,
+# patched and patch-only test images.
 
 # %% tags=["hide-input"]
 show_figure(*figures.patch_examples(cifar.patch_examples(params, params.seed)), "patch-examples")
@@ -193,25 +183,23 @@ display(figures.patch_table(result.patch))
 
 # %% [markdown] tags=["details"]
 # ## The theorem's conditions at a finite $d$
-# Which of the paper's conditions on its constants this $d$ can meet; the theorems are asymptotic in $d$, and
-# some of their windows are empty at any size a CPU reaches.
+# The theorems are asymptotic in $d$; some of their windows are empty at any size within reach.
 
 # %% tags=["details"]
 display(figures.asymptotics_table(result.theory.config))
 
 # %% [markdown] tags=["details"]
 # ## The search, setting by setting
-# One seed per setting; each shorter budget is read from the longest run (identical up to it when L-S anneals
-# by the loss rule in time). P-only errors are at $\epsilon_2$ where a run stopped, else at its budget.
+# A shorter budget is read from the longest run (identical up to it when L-S anneals by loss in time); P-only
+# errors at $\epsilon_2$ where a run stopped, else at its budget.
 
 # %% tags=["details"]
 display(figures.search_table(result))
 
 # %% [markdown] tags=["details"]
 # ## Fit steps, and P-only error against $p_0$ and the large rate
-# The first step at which 90% of each kind of *training* example is classified correctly, per seed; the theory's
-# gap should be positive and grow as the P-only examples get fewer (the same seeds, nested training sets); and L-S
-# at other large rates.
+# The first step at which 90% of each kind of *training* example is correct, per seed; the gap against $p_0$ (the
+# theory: positive, growing as $p_0$ shrinks; nested training sets); L-S at other large rates.
 
 # %% tags=["details"]
 display(figures.fit_table(result.theory))
@@ -221,13 +209,10 @@ display(figures.lr_table(result.theory))
 
 # %% [markdown] tags=["details"]
 # ## Reviewers' questions
-# Where the noise must go (at the small rate before annealing: on the pre-activations, after the activations with
-# the same standard deviation, or on the iterates, $U\leftarrow U-\eta\nabla+\xi'$, $\xi'\sim N(0,$
-# `pq_iterate_noise`$^2)$; L-S without and with ten times its update noise); the loss (squared, annealing at
-# $\epsilon_1+\hat q\cdot\frac12$) and the L2 term ($\lambda=0$); one kind of pattern only (P alone with as many
-# examples as there are P-only ones, as carry P, and $N$; Q alone: no order to learn, so no benefit expected from
-# the large rate); Adam (`pq_adam_lr_large` annealed to `pq_adam_lr_small` by the same rule). Each answer goes
-# through the regime its runs need.
+# At the chapter's setting (outside the theorem's regime, so they describe this setting): where the noise must go
+# (pre-activation, post-activation, or on the iterates, $\xi'\sim N(0,$ `pq_iterate_noise`$^2)$; L-S without and
+# with ten times its update noise); the squared loss and $\lambda=0$; one kind of pattern only (no order to learn);
+# Adam (`pq_adam_lr_large` annealed to `pq_adam_lr_small` by the same rule).
 
 # %% tags=["details"]
 display(figures.answers_table(verdicts.ablation_answers(result)))
@@ -236,12 +221,11 @@ for group in ("noise", "loss", "single", "adam"):
 
 # %% [markdown] tags=["details"]
 # ## CIFAR-10: the official patch, the paper's table and the replication's control
-# The official class pattern ($\pm0.1$ on a shared $z$ of std 1.25) is faint; the book writes a stronger one
-# (`patch_sep`) and runs the official value beside it. The paper's table (WRN-16, no augmentation): large LR
-# 90.41%, small LR + noise 89.65%, small LR 84.93% (`refs/papers.md` section 1). The replication in seed 003
-# trains the two rates on 10,000 instead of 50,000 clean images (76% / 65% instead of 90% / 83%); the small LR
-# trained with patches (69.89% clean) sits near its 10,000-image value, as if it had learnt from a fifth of the
-# images. Here the same comparison uses `control_fraction` × `n_train` images.
+# The official pattern ($\pm0.1$ on $z$ of std 1.25) is faint; the book uses a stronger one (`patch_sep`) and runs
+# the official one beside it. The paper's table (WRN-16, no augmentation): 90.41%, 89.65%, 84.93%
+# (`refs/papers.md` section 1). The replication (seed 003) trains both rates on 10,000 instead of 50,000 clean
+# images (76% / 65% instead of 90% / 83%): the patch-trained small LR (69.89%) sits near its 10,000-image value.
+# Here: `control_fraction` × `n_train` images.
 
 # %% tags=["details"]
 if result.official_patch:
@@ -252,19 +236,16 @@ display(figures.clean_table(result.clean))
 display(figures.control_table(result.control, result.clean, result.patch))
 
 # %% [markdown] tags=["details"]
-# **What was scaled down.** The `book` preset keeps the official construction, optimiser, rates, noise and
-# schedule shape, and shrinks the rest for two CPU cores: an MLP with the same Linear-BatchNorm-noise-ReLU units,
-# fewer images and epochs, two seeds. The `paper` preset keeps WRN-16-10 (17.1M parameters), SGD and batch 128 on
-# all 50,000 images, but trains 30 epochs with the anneal at 15 instead of 60 and 30 (each unit must finish within
-# one GPU window, and the early memorisation and the plateau before annealing happen within the first epochs), and
-# leaves out the i.i.d.-noise ablation.
+# **What was scaled down.** `book`: the official construction, optimiser, rates, noise and schedule shape, with an
+# MLP of the same Linear-BatchNorm-noise-ReLU units, fewer images and epochs, two seeds. `paper`: WRN-16-10, SGD,
+# batch 128, all 50,000 images, but 30 epochs with the anneal at 15 instead of 60 and 30 (each unit must finish in
+# one GPU window; the memorisation and the plateau come within the first epochs), one seed, no i.i.d. ablation.
 
 # %% tags=["details"]
 display(figures.scale_table(result))
 
 # %% [markdown] tags=["details"]
 # ## Regime checks
-# Every regime a verdict or an answer passed through, condition by condition; then every CIFAR-10 run.
 
 # %% tags=["details"]
 display(regime_table(verdicts.regimes(result)))
@@ -272,7 +253,6 @@ display(figures.cifar_runs_table(result))
 
 # %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
-# The `paper` preset's units recorded on a GPU, drawn through the same verdicts and figures.
 
 # %% tags=["details"]
 paper = show_recorded("learning_order", verdicts.verdicts)

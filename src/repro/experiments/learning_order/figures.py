@@ -114,7 +114,7 @@ def learning_order(main: TheoryMain):
         axes[5].plot(c["step"], c["grad_share_P"], "--", color=PALETTE[ALGO_KEY[algo]], label=f"{algo}: P only")
     axes[3].set(yscale="log", xlabel="step", ylabel="train loss (without noise)", title="train loss")
     axes[4].set(xlabel="step", ylabel=r"mean $y f(x)$", title="test margin on Q-only examples")
-    axes[5].set(xlabel="step", ylabel="share of |dloss/df|", title="where the gradient comes from (train examples)")
+    axes[5].set(xlabel="step", ylabel="share of |dloss/df|", title="gradient share by kind")
     axes[3].legend(fontsize=7)
     axes[5].legend(fontsize=6, ncol=2)
     return fig, pd.DataFrame(rows)
@@ -400,19 +400,19 @@ def alive_on_q(result: LearningOrderResult):
 
 
 def search_table(result: LearningOrderResult) -> pd.DataFrame:
-    """Every setting and budget of the search: the regime's measurements, whether it reached the regime, and
-    the P-only test errors of L-S and S (at ε₂ where they stopped)."""
+    """Every setting and budget of the search: the regime's measurements, whether it reached the regime (the
+    chapter's own setting marked), and the P-only test errors of L-S and S (at ε₂ where they stopped)."""
     config = result.theory.config if result.theory is not None else {}
     rows = []
     for row, regime in search_regimes(result.search):
         m = row.regime
+        mark = " (this chapter)" if config and row.matches(config) else ""
         rows.append({"|zq|": row.zq_norm, "ζ/|zq|": row.zeta_ratio, "τξ": row.noise, "η₂": row.lr_small,
-                     "steps": row.steps, "alive on Q": min(m.alive_Q), "Q acc. before anneal": max(m.q_accuracy_before),
-                     "annealed by loss": percent(np.mean(m.annealed_by_loss)),
-                     "S memorised Q": percent(np.mean(m.s_memorised_Q)), "stopped at ε₂": percent(np.mean(m.stopped)),
-                     "regime": "reached" if regime.ok else "missed", "P-only error L-S": float(np.mean(row.p_error_LS)),
-                     "P-only error S": float(np.mean(row.p_error_S)),
-                     "this chapter's setting": "yes" if config and row.matches(config) else ""})
+                     "steps": row.steps, "alive": min(m.alive_Q), "Q acc.": max(m.q_accuracy_before),
+                     "by loss": percent(np.mean(m.annealed_by_loss)), "S memorised": percent(np.mean(m.s_memorised_Q)),
+                     "stopped": percent(np.mean(m.stopped)), "regime": ("reached" if regime.ok else "missed") + mark,
+                     "P-only error L-S / S": f"{number(float(np.mean(row.p_error_LS)))} / "
+                                             f"{number(float(np.mean(row.p_error_S)))}"})
     return pd.DataFrame(rows).set_index(["|zq|", "ζ/|zq|", "τξ", "η₂", "steps"])
 
 
@@ -492,16 +492,15 @@ def asymptotics_table(config: dict) -> pd.DataFrame:
          "here": f"{number(p0 * n)} < {number(d / 2)} < {number((1 - q0) * n)}",
          "met": "yes" if p0 * n < d / 2 < (1 - q0) * n else "no"},
         {"condition (paper)": "ε₁ in (d^−c, κ²p²q³) for some c < 1/16 (Theorem 3.4)",
-         "here": f"d^−1/16 = {number(low)} > p₀²q₀³ = {number(high)} ≥ κ²p²q³: the window is empty",
+         "here": f"d^−1/16 = {number(low)} > p₀²q₀³ = {number(high)}: empty",
          "met": "no" if low >= high else "yes"},
         {"condition (paper)": "stop L-S at ε₂ = √(ε₁/q), below the annealing loss ε₁ + q log 2",
-         "here": f"√(ε₁/q₀) = {number(math.sqrt(eps1 / q0))} against ε₁ + q₀ log 2 = {number(threshold)}; both "
-                 f"algorithms stop at ε₂ = {number(eps2)} instead",
+         "here": f"√(ε₁/q₀) = {number(math.sqrt(eps1 / q0))} > {number(threshold)}; both stop at ε₂ = {number(eps2)}",
          "met": "yes" if math.sqrt(eps1 / q0) < threshold else "no"},
         {"condition (paper)": "η₂ ≤ η₁ d^−c (Theorem 3.5)",
          "here": f"η₂ / η₁ = {number(config['pq_lr_small'] / config['pq_lr_large'])}, d^−1/16 = {number(low)}",
          "met": "yes" if config["pq_lr_small"] <= config["pq_lr_large"] * low else "no"},
-        {"condition (paper)": "‖ζ‖ = r ≪ ‖z‖: the three rays close (Lemma 4.2)",
+        {"condition (paper)": "‖ζ‖ = r ≪ ‖z‖, the three rays close (Lemma 4.2)",
          "here": f"|ζ| / |z_q| = {number(config['pq_zeta'] / config['pq_zq_norm'])}",
          "met": "in part" if config["pq_zeta"] / config["pq_zq_norm"] < 0.3 else "no"},
     ]

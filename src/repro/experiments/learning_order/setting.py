@@ -19,9 +19,11 @@ larger learning rate also means larger update noise (the paper's algorithm).
 Algorithms (paper, section 3): L-S uses lr_large until the train loss falls below eps1 + q log 2 (q: the
 fraction of Q-only training examples, which an untrained Q part leaves at loss log 2), then lr_small. S uses
 lr_small throughout. S + noise uses lr_small and pre-activation noise, f = u^T relu(U x + Xi) with Xi ~ N(0,
-sigma^2) drawn per example and unit at every step, switched off by L-S's annealing rule. Every run has the same
-step budget; annealing happens at the loss threshold, or at `pq_anneal_max` steps at the latest. A test example on
-which the network outputs exactly 0 (every unit inactive) counts as half correct.
+sigma^2) drawn per example and unit at every step, switched off by L-S's annealing rule. The paper's stopping
+rules: annealing at the loss threshold (or at `pq_anneal_max` steps at the latest, which the regime check
+reports), then every run stops at the train loss eps2 (`pq_stop_loss`), so that L-S and S are compared at an equal
+train loss, not after an equal number of steps (`pq_steps` is a budget). A test example on which the network
+outputs exactly 0 (every unit inactive) counts as half correct.
 
 This module holds the setting's parameters, the distribution and the batched training loop; theory.py runs the
 experiments on them.
