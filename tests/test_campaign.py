@@ -75,7 +75,7 @@ class SpyStore(Store):
 def test_units_cover_the_paper_preset_exactly_once(chapter):
     units = chapter_units(chapter, "paper")
     p = resolve(chapter, "paper")
-    expected = {"learning_order": lambda: 2 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise),
+    expected = {"learning_order": lambda: 3 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise),
                 "sharp_minima": lambda: (len(p.network_list()) + 1) * p.seeds + 1 + (p.extension_seeds > 0),
                 "catapult": lambda: 7 + p.eos_lrs, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
                 "noise_scale": lambda: len(p.points())}[chapter]()
@@ -93,11 +93,11 @@ def test_units_cover_the_paper_preset_exactly_once(chapter):
 
 def test_learning_order_paper_units_are_the_papers_runs():
     names = [u.name for u in chapter_units("learning_order", "paper")]
-    assert names[:5] == ["theory/main", "theory/ablations", "patch/large_lr/seed0", "patch/small_lr/seed0",
-                         "patch/small_lr_noise/seed0"]
-    u = chapter_units("learning_order", "paper")[2]
-    # 60 epochs of 390 batches of 128, plus three 10,000-image evaluations per epoch at a third of a pass
-    assert u.work.model == "WRN-16-10" and u.work.images == 60 * (390 * 128 + 3 * 10_000 / 3)
+    assert names[:5] == ["theory/main", "theory/search", "theory/ablations", "patch/large_lr/seed0",
+                         "patch/small_lr/seed0"]
+    u = chapter_units("learning_order", "paper")[3]
+    # 30 epochs of 390 batches of 128, plus three 10,000-image evaluations per epoch at a third of a pass
+    assert u.work.model == "WRN-16-10" and u.work.images == 30 * (390 * 128 + 3 * 10_000 / 3)
 
 
 def _payload(unit: Unit, preset: str, metrics=None) -> dict:

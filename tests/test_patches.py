@@ -73,18 +73,18 @@ def test_bad_cifar_parameters_are_refused(overrides, match):
 def test_an_under_trained_cifar_run_is_inconclusive():
     """Two epochs of a 32-unit MLP on 512 images: far from the clean accuracy the claims need."""
     from repro.data.vision import DataError
-    from repro.experiments import learning_order as LO
+    from repro.experiments.learning_order import Params, cifar, verdicts
     from repro.regime import INCONCLUSIVE
     from repro.store import Result
 
-    p = LO.Params.resolve("smoke")
+    p = Params.resolve("smoke")
     try:
-        out = LO.cifar_run(p, "small_lr", p.n_train, True, p.patch_sep, 0, torch.device("cpu"))
+        out = cifar.cifar_run(p, "small_lr", p.n_train, True, p.patch_sep, 0, torch.device("cpu"))
     except DataError:
         pytest.skip("CIFAR-10 packs not found")
     m = out["metrics"]
     assert 0 <= m["final_train"] <= 1 and 0 <= m["final_train_clean"] <= 1
-    result = Result("learning_order_cifar", LO.VERSION, "k", {}, m, {}, {})
-    regime = LO.regime("smoke MLP", [result])
+    result = Result("learning_order_cifar", cifar.VERSION, "k", {}, m, {}, {})
+    regime = verdicts.cifar_regime("smoke MLP", [result])
     assert regime.verdict("yes") == INCONCLUSIVE
     assert "clean test accuracy, lowest run" in regime.reason
