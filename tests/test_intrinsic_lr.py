@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from repro.experiments import intrinsic_lr as E
+from repro.experiments.intrinsic_lr import measure, verdicts
 from repro.metrics import norms
+from repro.models.preresnet import preresnet32
 from repro.params import ConfigError
 from repro.regime import INCONCLUSIVE
 
@@ -69,10 +71,10 @@ def test_toy_is_deterministic():
 
 def test_settle_step_and_log_fit():
     curve = np.concatenate([np.linspace(10, 1.05, 50), np.ones(150)])
-    assert E.settle_step(curve, 0.1) == 50  # first entry within 10% of the final value 1
-    assert math.isnan(E.settle_step(np.linspace(10, 1, 100), 0.01))
+    assert measure.settle_step(curve, 0.1) == 50  # first entry within 10% of the final value 1
+    assert math.isnan(measure.settle_step(np.linspace(10, 1, 100), 0.01))
     x = np.array([10.0, 100.0, 1000.0])
-    fit = E.log_fit(x, 3 * x)
+    fit = measure.log_fit(x, 3 * x)
     assert fit["slope"] == pytest.approx(1.0) and math.exp(fit["intercept"]) == pytest.approx(3.0)
 
 
@@ -111,7 +113,7 @@ def test_network_layers_are_scale_invariant(model, dataset, norm):
 
 
 def test_preresnet32_has_32_weight_layers():
-    net = E.preresnet32()
+    net = preresnet32()
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
     assert len(convs) + 1 == 32  # 31 3x3 convolutions and the classifier
     assert sum(q.numel() for q in net.parameters()) == pytest.approx(0.46e6, rel=0.05)
@@ -158,17 +160,16 @@ def test_decay_schedules_share_the_peak_and_weight_decay():
 def test_drift_is_zero_when_settled_and_nan_when_too_short():
     step = list(range(10, 1010, 10))
     flat = {"norms": {"step": step, "effective_lr": {"a": [2.0] * 100, "b": [float(s) for s in step]}}}
-    d = E._drift(flat, 1000, 200)
+    d = measure.drift(flat, 1000, 200)
     assert d["a"] == 0 and d["b"] == pytest.approx(905 / 705 - 1)  # window means of steps 610..800, 810..1000
-    assert math.isnan(E._drift(flat, 1000, 600)["a"])
+    assert math.isnan(measure.drift(flat, 1000, 600)["a"])
 
 
 def test_under_trained_smoke_run_is_inconclusive():
     """The smoke preset trains a fraction of 1 / lambda_e before the drop: the equilibrium claims are not tested
     there, and the regime check says so with the measured run length."""
-    p = E.Params.resolve("smoke")
-    res = E.run(p)
-    regimes = E.regimes(p, res.data)
+    res = E.run(E.Params.resolve("smoke"))
+    regimes = verdicts.regimes(res)
     for name in ("equilibrium", "drop", "schedules", "sweep", "momentum_batch", "layernorm"):
         assert regimes[name].verdict("reproduced") == INCONCLUSIVE, name
     eq = regimes["equilibrium"]
