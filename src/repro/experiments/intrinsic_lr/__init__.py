@@ -19,26 +19,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
-
 from repro.device import get_device, num_threads
 from repro.store import Store
 from repro.units import Unit, Work, make_unit, run_unit
 
 from . import figures, verdicts
-from .drop import net_drop
-from .momentum_batch import net_momentum_batch
-from .net import DECAY_SHAPES, NetSetup, build_model, decay_schedule, load_setup, train_run
-from .params import Params
-from .result import DropResult, IntrinsicLRResult, MomentumBatchResult, SchedulesResult, SweepResult, ToyResult
-from .schedules import net_schedules
-from .sweep import net_sweep
-from .toy import norm_recursion, toy, toy_sgd
+from .chapter import IntrinsicLRResult
+from .drop import DropResult, net_drop
+from .momentum_batch import MomentumBatchResult, net_momentum_batch
+from .net import NetSetup, build_model, decay_schedule, load_setup, train_run
+from .params import DECAY_SHAPES, Params, part_images
+from .schedules import SchedulesResult, net_schedules
+from .sweep import SweepResult, net_sweep
+from .toy import ToyResult, norm_recursion, toy, toy_sgd
 
-__all__ = ["DECAY_SHAPES", "VERSION", "IntrinsicLRResult", "Params", "build_model", "decay_schedule", "figures",
+__all__ = ["DECAY_SHAPES", "VERSIONS", "IntrinsicLRResult", "Params", "build_model", "decay_schedule", "figures",
            "norm_recursion", "run", "toy_sgd", "train_run", "units", "verdicts"]
 
-VERSION = 2  # of every unit's stored result
+# Of each unit's stored result. The network sections are at 3: the tracker records the radial part of the
+# gradient, the sweep measures settling in units of 1 / lambda_e, and each comparison's reference run is repeated
+# at more seeds.
+VERSIONS = {"toy": 2, "drop": 3, "schedules": 3, "sweep": 3, "momentum_batch": 3}
 TOY_FIELDS = ("seed", "toy_dim", "toy_batch", "toy_replicas", "toy_sweep_size", "toy_min_intrinsic_lr",
               "toy_max_intrinsic_lr", "toy_relaxation_times", "toy_intrinsic_lr", "equilibrium_tol", "lr_drop",
               "momentum")
@@ -66,7 +67,7 @@ def units(p: Params) -> list[Unit]:
         with num_threads(_threads(p)):
             return {"metrics": {}, "data": toy(p)}
 
-    found = [make_unit("intrinsic_lr", "toy", "intrinsic_lr_toy", VERSION, {k: config[k] for k in TOY_FIELDS},
+    found = [make_unit("intrinsic_lr", "toy", "intrinsic_lr_toy", VERSIONS["toy"], {k: config[k] for k in TOY_FIELDS},
                        toy_unit, "cpu")]
     setup: list[NetSetup] = []  # loaded once for every section run in this process
 
@@ -77,29 +78,10 @@ def units(p: Params) -> list[Unit]:
 
     model = "PreResNet-32" if p.model == "preresnet32" else None
     for name, (fn, _) in NET_PARTS.items():
-        found.append(make_unit("intrinsic_lr", name, f"intrinsic_lr_{name}", VERSION, net_config,
+        found.append(make_unit("intrinsic_lr", name, f"intrinsic_lr_{name}", VERSIONS[name], net_config,
                                lambda fn=fn: part(fn), device, Work(model, part_images(p, name)),
                                datasets=(p.dataset,)))
     return found
-
-
-def part_images(p: Params, name: str) -> float:
-    """Training images of each network section's runs (step counts as in the sections; the batch-size runs of
-    momentum_batch take the same steps at their own batch size)."""
-    spe_images = (p.n_train // p.batch_size) * p.batch_size  # one epoch at the main batch size
-    if name == "drop":
-        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs)
-                             + (p.early_drop_epochs + p.compare_after_drop_epochs)
-                             + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs))
-    if name == "schedules":
-        return spe_images * (4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
-                             + 2 * len(DECAY_SHAPES) * p.decay_epochs)
-    if name == "sweep":
-        lams = np.geomspace(p.sweep_min_intrinsic_lr, p.sweep_max_intrinsic_lr, p.sweep_size)
-        return float(sum(int(p.sweep_relaxation_times / le) for le in lams)) * p.batch_size
-    steps = p.short_epochs * (p.n_train // p.batch_size)
-    runs = 6 if p.bn_eps == 1e-5 else 7  # plain, (eps), momentum, BN split, LayerNorm and its split at batch_size
-    return steps * (runs * p.batch_size + p.batch_size_small + p.batch_size_large)
 
 
 def run(p: Params, store: Store | None = None, force: bool | None = None,

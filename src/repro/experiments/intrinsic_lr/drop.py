@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
 from repro.metrics.norms import relaxation_steps
+from repro.store import Result
 
 from .measure import acc_at, drift, settle_step, summary
 from .net import NetSetup, train_run
 from .params import Params
+from .result import Acc, NetRun, Window
 
 # the angular update "just after" the drop: the first JUST_AFTER / lambda_e steps (the norm has hardly moved yet)
 JUST_AFTER = 0.1
@@ -41,13 +45,16 @@ def net_drop(p: Params, s: NetSetup) -> dict:
     res["just_after_steps"] = int(step[after_sel][-1] - eq)
     ratios = []
     for g, vals in n["angular"].items():
-        v = np.array(vals)
+        v, g2 = np.array(vals), np.array(n["grad_sq"][g])
         before = float(np.sqrt((v[before_sel] ** 2).mean()))
         just = float(np.sqrt((v[after_sel] ** 2).mean()))
         final = next(r["angular"] for r in res["after"]["groups"] if r["group"] == g)
         settle = settle_step(np.array(n["sq_norm"][g])[i_drop:], p.equilibrium_tol, steps=step[i_drop:] - eq)
+        # the angular update is lr G / |w|^2: at the drop lr falls lr_drop-fold and |w| stays, so any further fall
+        # over the first windows is G's (the loss falls after the drop)
         ratios.append({"group": g, "before": before, "just_after": just, "final": final,
                        "ratio_immediate": before / just, "ratio_final": before / final,
+                       "grad_ratio_immediate": float(np.sqrt(g2[before_sel].mean() / g2[after_sel].mean())),
                        "settle_steps_after": settle})
     res["ratios"] = ratios
     res["pred_settle_steps_after"] = relaxation_steps(p.intrinsic_lr / p.lr_drop, math.sqrt(p.lr_drop),
@@ -71,3 +78,100 @@ def net_drop(p: Params, s: NetSetup) -> dict:
                         "history": r["history"] if r is not main else None})
     res["compare"] = compare
     return res
+
+
+# ============================================================================================ typed view
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDrop:
+    """One layer's angular update just before the drop, just after it and at the end of the run."""
+
+    group: str
+    before: float
+    just_after: float
+    final: float
+    ratio_immediate: float
+    ratio_final: float
+    grad_ratio_immediate: float  # G just before over G just after: the part of the immediate fall that is G's
+    settle_steps_after: float
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstLR:
+    """Reviewer 1, question 4: one first learning rate, dropped at the same step."""
+
+    lr_first: float
+    intrinsic_lr: float
+    best_after: float
+    best_after_step: int
+    before: float
+
+
+@dataclasses.dataclass(frozen=True)
+class DropResult:
+    """The LR drop at equilibrium, the drop before equilibrium and the first-LR comparison."""
+
+    result: Result
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.result.data
+
+    @property
+    def main(self) -> NetRun:
+        return NetRun.of(self.data["main"])
+
+    @property
+    def early(self) -> NetRun:
+        return NetRun.of(self.data["early"])
+
+    @property
+    def drop_step(self) -> int:
+        return int(self.data["drop_step"])
+
+    @property
+    def early_drop_step(self) -> int:
+        return int(self.data["early_drop_step"])
+
+    @property
+    def just_after_steps(self) -> int:
+        return int(self.data["just_after_steps"])
+
+    @property
+    def before(self) -> Window:
+        return Window.of(self.data["before"])
+
+    @property
+    def after(self) -> Window:
+        return Window.of(self.data["after"])
+
+    @property
+    def layers(self) -> list[LayerDrop]:
+        return [LayerDrop(**r) for r in self.data["ratios"]]
+
+    @property
+    def ratio_immediate(self) -> float:
+        """Median over layers of the angular update's fall at the drop."""
+        return float(np.median([r.ratio_immediate for r in self.layers]))
+
+    @property
+    def drift_before(self) -> dict[str, float]:
+        return self.data["drift_before"]
+
+    @property
+    def drift_after(self) -> dict[str, float]:
+        return self.data["drift_after"]
+
+    def acc(self, which: str) -> Acc:
+        """Test accuracy: "main_before", "main_after", "main_cmp" (the comparison window) or "early_after"."""
+        return Acc.of(self.data[f"acc_{which}"])
+
+    @property
+    def compare(self) -> list[FirstLR]:
+        return [FirstLR(**{k: v for k, v in c.items() if k != "history"}) for c in self.data["compare"]]
+
+    @property
+    def final_train_acc(self) -> float:
+        return float(self.main.history.train_acc[-1])
+

@@ -13,9 +13,11 @@ import seaborn as sns
 from repro.fmt import number, percent, ratio, signed
 from repro.plotting import PALETTE, figure, reference_line
 
-from .net import DECAY_SHAPES
-from .result import IntrinsicLRResult, NetRun, Trace, Window
-from .verdicts import MOMENTUM_SOURCE
+from .chapter import IntrinsicLRResult
+from .measure import driven_recursion
+from .params import DECAY_SHAPES
+from .result import NetRun, Trace, Window
+from .verdicts import DIFF_Z, MOMENTUM_SOURCE, RADIAL_PUSH_MAX, invariant
 
 RUNS = sns.color_palette("colorblind", 8)
 SRC = "Li, Lyu, Arora"
@@ -25,7 +27,7 @@ STYLES = ["-", "--", ":", "-."]
 def _trace_rows(trace: Trace, run: str, keys: tuple[str, ...] = ("sq_norm", "angular", "effective_lr")) -> list[dict]:
     """One row per (window, layer) of a tracked run, with the quantities named in `keys`."""
     names = {"sq_norm": "|w|²", "angular": "angular update (rad/step)", "effective_lr": "effective LR η/|w|²",
-             "grad_sq": "G²"}
+             "grad_sq": "G²", "radial": "cos(w, ∇L)"}
     rows = []
     for g in trace.groups:
         for i, st in enumerate(trace.step):
@@ -80,7 +82,8 @@ def toy_history(result: IntrinsicLRResult):
 def toy_history_table(result: IntrinsicLRResult) -> pd.DataFrame:
     return pd.DataFrame([{"η": r["lr"], "λ": r["weight_decay"], "initial |w|": r["init_norm"],
                           "equilibrium |w|²": r["final_sq_norm"], "effective LR": r["final_effective_lr"],
-                          "angular update": r["final_angular"]} for r in result.toy.history["runs"]])
+                          "angular update": r["final_angular"]} for r in result.toy.history["runs"]]
+                        ).set_index(["η", "λ", "initial |w|"])
 
 
 def toy_sweep(result: IntrinsicLRResult):
@@ -159,6 +162,8 @@ def lr_drop(result: IntrinsicLRResult):
         axes[0].plot(tr.step, tr.angular[g], color=c, lw=1, label=f"{g} (measured)")
         axes[1].plot(tr.step, tr.sq_norm[g], color=c, lw=1, label=f"{g} (measured)")
         axes[1].plot(tr.step, _fixed_point(tr, g), "--", color=c, lw=0.8, label=f"{g}: fixed point, measured $G^2$")
+        axes[1].plot(tr.step, _driven(tr, g), ":", color="k", lw=0.8,
+                     label="recursion driven by the measured $G^2$" if i == 0 else None)
         axes[2].plot(tr.step, tr.effective_lr[g], color=c, lw=1, label=g)
     lam = p.intrinsic_lr
     pre, post = math.sqrt(2 * lam), math.sqrt(2 * lam / p.lr_drop)
@@ -172,15 +177,21 @@ def lr_drop(result: IntrinsicLRResult):
     axes[0].set(yscale="log", xlabel="step", ylabel="angular update (rad / step)", title="Angular update")
     axes[1].set(yscale="log", xlabel="step", ylabel=r"$\|w\|^2$", title="Weight norm")
     axes[2].set(yscale="log", xlabel="step", ylabel=r"$\eta/\|w\|^2$", title="Effective LR")
-    rows = _trace_rows(tr, "drop at equilibrium", ("sq_norm", "angular", "effective_lr", "grad_sq"))
+    rows = _trace_rows(tr, "drop at equilibrium", ("sq_norm", "angular", "effective_lr", "grad_sq", "radial"))
     data = pd.DataFrame(rows)
     data["|w|² fixed point (measured G²)"] = np.concatenate([_fixed_point(tr, g) for g in tr.groups])
+    data["|w|² by the recursion driven by the measured G²"] = np.concatenate([_driven(tr, g) for g in tr.groups])
     return fig, data
 
 
 def _fixed_point(tr: Trace, g: str) -> np.ndarray:
     """|w|² at the norm recursion's fixed point for each window's lr, weight decay and measured G²."""
     return np.sqrt(tr.lr * tr.grad_sq[g] / (tr.weight_decay * (2 - tr.lr * tr.weight_decay)))
+
+
+def _driven(tr: Trace, g: str) -> np.ndarray:
+    """|w|² by the norm recursion driven by the measured G², from the first tracking window on."""
+    return driven_recursion(tr.step, tr.lr, tr.weight_decay, tr.grad_sq[g], tr.sq_norm[g][0])
 
 
 def drop_table(result: IntrinsicLRResult) -> pd.DataFrame:
@@ -231,7 +242,8 @@ def early_drop(result: IntrinsicLRResult):
     axes[0].axvline(d.drop_step, color="k", lw=0.8)
     axes[0].set(xlabel="step", ylabel="test accuracy", title="Test accuracy")
     axes[1].set(xlabel="steps after the drop", ylabel="test accuracy", title="Aligned at the drop",
-                xlim=(-200, None))
+                xlim=(-200, result.params.compare_after_drop_epochs * (result.params.n_train
+                                                                         // result.params.batch_size)))
     axes[1].legend(fontsize=8)
     return fig, pd.DataFrame(rows)
 
@@ -251,17 +263,6 @@ def first_lr_table(result: IntrinsicLRResult) -> pd.DataFrame:
     return pd.DataFrame([{"first η": c.lr_first, "λe before drop": c.intrinsic_lr, "test acc before drop": c.before,
                           "best test acc after drop": c.best_after, "steps after drop to it": c.best_after_step}
                          for c in result.drop.compare]).set_index("first η")
-
-
-def questions_sentence(result: IntrinsicLRResult) -> str:
-    """Reviewer 1's questions 3 and 4, answered in one sentence each."""
-    p, d = result.params, result.drop
-    early, main = d.acc("early_after"), d.acc("main_cmp")
-    best = max(d.compare, key=lambda c: c.best_after)
-    return (f"Dropping before equilibrium gave a {'higher' if early.best > main.best else 'lower'} best test accuracy "
-            f"within {p.compare_after_drop_epochs} epochs after the drop ({number(early.best)} against "
-            f"{number(main.best)}, one seed); the best accuracy right after the drop came from the first learning "
-            f"rate {number(best.lr_first)} ({number(best.best_after)}).")
 
 
 # ========================================================================================== the schedules
@@ -331,69 +332,121 @@ def decay_table(result: IntrinsicLRResult) -> pd.DataFrame:
 
 
 def decay_sentence(result: IntrinsicLRResult) -> str:
+    """The splits' differences per schedule, against the seed spread of the reference step decay."""
     s = result.schedules
     parts = []
     for shape in DECAY_SHAPES:
         gap, r = s.decay_gap(shape)
-        parts.append(f"{shape}: test accuracy {signed(gap)}, effective LR {ratio(r)} apart")
-    accs = [s.decay_pair(shape)[0].test_acc for shape in DECAY_SHAPES]
-    return ("Between the two splits of each schedule (one seed each): " + "; ".join(parts) + ". At the reference "
-            "split, final test accuracy " + ", ".join(f"{shape} {number(a)}" for shape, a in
-                                                      zip(DECAY_SHAPES, accs, strict=True)) + ".")
+        parts.append(f"{shape}: final test accuracy {signed(100 * gap)} points, effective LR {ratio(r)} apart")
+    acc, elr = s.decay_acc_spread, s.decay_log_elr_spread
+    return ("Between the two splits of each schedule (one seed each): " + "; ".join(parts) + ". Over "
+            f"{acc.n} seeds the reference step decay's final test accuracy spreads by ± {number(100 * acc.sd)} points "
+            f"and its effective LR by ± {percent(max(x.sd for x in elr.values()))} (worst layer): a difference "
+            f"between two runs is called beyond {number(DIFF_Z.value)} σ of a difference.")
 
 
 # ============================================================================================== the sweep
 
 
 def sweep(result: IntrinsicLRResult):
-    """The network's lambda_e sweep: every layer's norm against rescaled time, and steps to equilibrium against
-    1 / lambda_e (with the toy model's beside it)."""
-    sw = result.sweep
+    """The network's lambda_e sweep in units of 1 / lambda_e: each layer's |w|² over its run's equilibrium level
+    against step x lambda_e (the runs collapse if time scales as 1 / lambda_e), and steps to equilibrium against
+    1 / lambda_e, measured and by the norm recursion from the measured start (with the toy model's)."""
+    sw, tol = result.sweep, result.params.equilibrium_tol
     fig, axes = figure(ncols=2, width=5.0)
     rows = []
     for i, r in enumerate(sw.rows):
+        st = r.trace.step
         for j, g in enumerate(r.trace.groups):
-            axes[0].plot(r.trace.step * r.intrinsic_lr, r.trace.sq_norm[g], color=RUNS[i % 8], ls=STYLES[j % 4],
+            level = r.trace.sq_norm[g][st > r.steps - r.window].mean()
+            axes[0].plot(st * r.intrinsic_lr, r.trace.sq_norm[g] / level, color=RUNS[i % 8], ls=STYLES[j % 4], lw=1,
                          label=rf"$\lambda_e$ {number(r.intrinsic_lr)}, {g}")
-        rows += [{**row, "λe": r.intrinsic_lr} for row in _trace_rows(r.trace, f"λe {number(r.intrinsic_lr)}",
-                                                                      ("sq_norm",))]
-    axes[0].set(yscale="log", xlabel=r"step $\times\,\lambda_e$", ylabel=r"$\|w\|^2$",
-                title="Norms against rescaled time")
-    axes[0].legend(fontsize=6)
+            rows += [{"run": f"λe {number(r.intrinsic_lr)}", "λe": r.intrinsic_lr, "layer": g, "step": int(t),
+                      "step × λe": t * r.intrinsic_lr, "|w|² / equilibrium level": q / level}
+                     for t, q in zip(st, r.trace.sq_norm[g], strict=True)]
+    end = min(r.steps * r.intrinsic_lr for r in sw.rows)
+    axes[0].axhspan(1 - tol, 1 + tol, color=PALETTE["reference"], alpha=0.15, lw=0, label=f"±{percent(tol)}")
+    axes[0].axvspan(end - sw.settle_window, end, color="k", alpha=0.06, lw=0, label="final window (the level)")
+    axes[0].set(yscale="log", xlabel=r"step $\times\,\lambda_e$", ylabel=r"$\|w\|^2$ / equilibrium level",
+                title="Norms in units of $1/\\lambda_e$")
+    axes[0].legend(fontsize=6, ncol=2)
     inv = np.array([1 / r.intrinsic_lr for r in sw.rows])
-    settle = np.array([r.settle_steps_max for r in sw.rows])
-    axes[1].plot(inv, settle, "o", color=PALETTE["ours"], label="network (measured)")
+    for j, g in enumerate(sw.layer_fits):
+        axes[1].plot(inv, [r.settle_steps[g] for r in sw.rows], "o", color=RUNS[j % 8], label=f"{g} (measured)")
+        axes[1].plot(inv, [r.pred_settle_steps[g] for r in sw.rows], "o", mfc="none", color=RUNS[j % 8],
+                     label=f"{g} (norm recursion)")
+        rows += [{"run": f"λe {number(r.intrinsic_lr)}", "λe": r.intrinsic_lr, "layer": g,
+                  "steps to equilibrium": r.settle_steps[g],
+                  "steps to equilibrium (norm recursion)": r.pred_settle_steps[g]} for r in sw.rows]
     if result.toy is not None:
         toy = pd.DataFrame(result.toy.sweep)
         axes[1].plot(1 / toy["intrinsic_lr"], toy["settle_steps"], "s", color=PALETTE["train"], ms=4,
                      label="toy model")
-    fit = sw.fit
-    if np.isfinite(fit.slope):
-        axes[1].plot(inv, np.exp(fit.intercept) * inv ** fit.slope, ":", color=PALETTE["ours"],
-                     label=f"fit: slope {number(fit.slope)}")
-    axes[1].plot(inv, inv, "--", color=PALETTE["reference"], label=rf"$1/\lambda_e$ ({SRC})")
+    axes[1].plot(inv, 3 * inv, "--", color=PALETTE["reference"], label=rf"$3/\lambda_e$ ({SRC}: $\propto 1/\lambda_e$)")
     axes[1].set(xscale="log", yscale="log", xlabel=r"$1/\lambda_e$ (steps)", ylabel="steps to equilibrium",
                 title="Time to equilibrium")
-    axes[1].legend(fontsize=7)
-    for r in sw.rows:
-        rows += [{"run": f"λe {number(r.intrinsic_lr)}", "layer": g, "λe": r.intrinsic_lr,
-                  "steps to equilibrium": v} for g, v in r.settle_steps.items()]
+    axes[1].legend(fontsize=6)
     return fig, pd.DataFrame(rows)
+
+
+def sweep_sentence(result: IntrinsicLRResult) -> str:
+    """The slowest start of the sweep and what the recursion makes of it, in units of 1 / lambda_e."""
+    sw = result.sweep
+    start, le, g = max((r.trace.sq_norm[g][0] / r.trace.sq_norm[g][r.trace.step > r.steps - r.window].mean(),
+                        r.intrinsic_lr, g) for r in sw.rows for g in r.trace.groups)
+    row = next(r for r in sw.rows if r.intrinsic_lr == le)
+    return (f"From the default initialization, {g} starts {ratio(start)} above its equilibrium $\\lVert w\\rVert^2$ "
+            f"(at $\\lambda_e$ = {number(le)}): the norm recursion needs {number(row.pred_settle_steps[g] * le)}"
+            f"$/\\lambda_e$ to come within {percent(result.params.equilibrium_tol)} of it, and the level is the mean "
+            f"over the final {number(sw.settle_window)}$/\\lambda_e$, so a run needs more than "
+            f"{number(row.pred_settle_steps[g] * le + sw.settle_window)}$/\\lambda_e$; these runs have "
+            f"{number(min(r.steps * r.intrinsic_lr for r in sw.rows))}$/\\lambda_e$.")
+
+
+def sweep_table(result: IntrinsicLRResult) -> pd.DataFrame:
+    """Per lambda_e and layer, in units of 1 / lambda_e: the run, the measured and the predicted settling, and
+    whether the layer was scale-invariant over the final window."""
+    return pd.DataFrame([{"λe": r.intrinsic_lr, "layer": g.group, "run (1/λe)": r.steps * r.intrinsic_lr,
+                          "settled at (1/λe)": r.settle_steps[g.group] * r.intrinsic_lr,
+                          "norm recursion (1/λe)": r.pred_settle_steps[g.group] * r.intrinsic_lr,
+                          "radial push": g.radial_push, "test acc": r.test_acc}
+                         for r in result.sweep.rows for g in r.equilibrium.layers]).set_index(["λe", "layer"])
+
+
+def invariance_table(result: IntrinsicLRResult) -> pd.DataFrame:
+    """Which tracked layers were scale-invariant where the page measures them: the mean cos(w, ∇L) over the window
+    and the radial push 2|cos|/Δθ (the radial term of the norm's update over the term that sets the equilibrium)."""
+    windows: dict[str, Window] = {}
+    if result.drop is not None:
+        windows |= {"before the drop": result.drop.before, "end of the drop run": result.drop.after}
+    if result.sweep is not None:
+        windows |= {f"sweep, λe {number(r.intrinsic_lr)}": r.equilibrium for r in result.sweep.rows}
+    if result.momentum_batch is not None:
+        windows |= {r.name: r.equilibrium for r in result.momentum_batch.runs}
+    return pd.DataFrame([{"run": k, "layer": g.group, "cos(w, ∇L)": g.radial, "radial push": g.radial_push,
+                          "|w|² / fixed point": g.sq_norm / g.pred_sq_norm if "momentum" not in k else math.nan,
+                          "scale-invariant": "yes" if invariant(g) else "no"}
+                         for k, w in windows.items() for g in w.layers]).set_index(["run", "layer"])
 
 
 # ============================================================================== momentum, batch, LayerNorm
 
 
 def short_table(result: IntrinsicLRResult) -> pd.DataFrame:
-    rows = [{"run": r.name, "layer": g.group, "η": r.lr, "batch": r.batch_size, "angular (ours)": g.angular,
-             "angular predicted": g.pred_angular, "|w|² (ours)": g.sq_norm, "|w|² predicted": g.pred_sq_norm,
-             "G²": g.grad_sq, "test acc": r.acc.mean}
-            for r in result.momentum_batch.runs for g in r.equilibrium.layers]
-    if result.toy is not None:
-        rows += [{"run": f"toy model, momentum {number(r['momentum'])}", "layer": "–",
-                  "angular (ours)": r["angular_rms"], "angular predicted": r["pred_angular"]}
-                 for r in result.toy.momentum]
-    return pd.DataFrame(rows).set_index(["run", "layer"])
+    """The short runs' equilibria per layer; the norm's prediction is plain SGD's fixed point, so none is given for
+    the momentum run."""
+    return pd.DataFrame([{"run": r.name, "layer": g.group, "η": r.lr, "batch": r.batch_size,
+                          "angular (ours)": g.angular, "angular predicted": g.pred_angular, "|w|² (ours)": g.sq_norm,
+                          "|w|² predicted": g.pred_sq_norm if r.momentum == 0 else math.nan, "G²": g.grad_sq,
+                          "test acc": r.acc.mean}
+                         for r in result.momentum_batch.runs for g in r.equilibrium.layers]).set_index(["run", "layer"])
+
+
+def toy_momentum_sentence(result: IntrinsicLRResult) -> str:
+    """The toy model's equilibrium angular update with and without momentum, against Wan et al.'s prediction."""
+    return "The toy model at the same $\\lambda_e$: " + "; ".join(
+        f"momentum {number(r['momentum'])}, angular update {number(r['angular_rms'])} (predicted "
+        f"{number(r['pred_angular'])})" for r in result.toy.momentum) + "."
 
 
 def momentum_batch(result: IntrinsicLRResult):
@@ -436,15 +489,52 @@ def layernorm(result: IntrinsicLRResult):
 
 
 def eps_sentence(result: IntrinsicLRResult) -> str:
-    """BatchNorm's eps: the worst layer's angular update with PyTorch's default eps against the chapter's."""
-    m = result.momentum_batch
+    """The normalization's eps: with PyTorch's default, which layers stop being scale-invariant, and what that does
+    to their norm, against the same run with the chapter's eps."""
+    p, m = result.params, result.momentum_batch
     eps = [r for r in m.runs if "eps" in r.name]
     if not eps:
         return ""
-    plain = m.reference("batch").equilibrium.max_angular_error
-    return (f"**BatchNorm's eps matters at small norms.** With PyTorch's default eps the worst layer's angular update "
-            f"is {percent(eps[0].equilibrium.max_angular_error)} off $\\sqrt{{2\\lambda_e}}$, against "
-            f"{percent(plain)} with eps = {number(result.params.bn_eps)}.")
+    plain = m.reference("batch").equilibrium
+    parts = [f"{g.group}: radial push {number(g.radial_push)}, |w|² {ratio(g.sq_norm / g.pred_sq_norm)} the fixed "
+             f"point (with eps = {number(p.bn_eps)}: {number(plain.layer(g.group).radial_push)}, "
+             f"{ratio(plain.layer(g.group).sq_norm / plain.layer(g.group).pred_sq_norm)})"
+             for g in eps[0].equilibrium.layers]
+    return ("**The normalization's eps decides which layers are scale-invariant.** BatchNorm divides by "
+            "$\\sqrt{\\mathrm{var}+\\epsilon}$: a layer is scale-invariant only while the variance of its "
+            "pre-activations is large against $\\epsilon$. Weight decay shrinks that variance (the layer's own norm, "
+            "and the BatchNorm scale of the layer before it, which feeds it), until a larger norm lowers the loss: "
+            "the gradient gets a radial part, $\\cos(w,\\nabla L)<0$, which holds the norm above the recursion's "
+            "fixed point. With PyTorch's default eps $10^{-5}$, at the end of the plain-SGD run: "
+            + "; ".join(parts) + ". The radial push is $2|\\cos(w,\\nabla L)|/\\Delta\\theta$, the radial term "
+            "of the norm's update over the term that sets the equilibrium; the page counts a layer as "
+            f"scale-invariant while it is at most {number(RADIAL_PUSH_MAX.value)}.")
+
+
+def questions_sentence(result: IntrinsicLRResult) -> str:
+    """Reviewer 1's questions 3 and 4, answered with the seed spread of test accuracy (Figure 5's reference run)
+    where it was measured: a difference below it is not called."""
+    p, d = result.params, result.drop
+    early, main = d.acc("early_after"), d.acc("main_cmp")
+    best = max(d.compare, key=lambda c: c.best_after)
+    sd = result.schedules.acc_spread.sd if result.schedules is not None else math.nan
+    bar = DIFF_Z.value * math.sqrt(2) * sd
+    n = result.schedules.seeds if result.schedules is not None else 0
+
+    def compared(diff: float) -> str:
+        if not np.isfinite(bar) or abs(diff) <= bar:
+            return "no different, beyond the seed spread, from"
+        return "higher than" if diff > 0 else "lower than"
+
+    second = sorted(c.best_after for c in d.compare)[-2]
+    margin = ("a difference within the seed spread" if not np.isfinite(bar) or best.best_after - second <= bar
+              else "a called difference")
+    return (f"Within {p.compare_after_drop_epochs} epochs after the drop, the best test accuracy of the run dropped "
+            f"before equilibrium was {compared(early.best - main.best)} that of the run dropped at equilibrium "
+            f"({number(early.best)} against {number(main.best)}); the best accuracy right after the drop came from "
+            f"the first learning rate {number(best.lr_first)} ({number(best.best_after)}; the next "
+            f"{number(second)}, {margin}). One seed per run; a difference is called beyond {number(DIFF_Z.value)} σ "
+            f"of a difference, {number(bar)} here (σ of test accuracy from Figure 5's reference run at {n} seeds).")
 
 
 def provenance(result: IntrinsicLRResult) -> pd.DataFrame:

@@ -3,9 +3,16 @@ page)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any
+
+from repro.store import Result
+
 from .measure import acc_at, drift, summary
-from .net import NetSetup, train_run
+from .net import NetSetup, reference_seeds, train_run
 from .params import Params
+from .result import Acc, Spread, Trace, Window, spreads
 
 
 def net_momentum_batch(p: Params, s: NetSetup) -> dict:
@@ -33,5 +40,91 @@ def net_momentum_batch(p: Params, s: NetSetup) -> dict:
                      # momentum mu at lr (1 - mu) moves like plain SGD at lr: time unit (1 - mu) / (lr wd)
                      "drift": drift(r, steps, (1 - r["momentum"]) / (lr_i * wd_i)),
                      "norms": {"step": r["norms"]["step"], "angular": r["norms"]["angular"],
-                               "effective_lr": r["norms"]["effective_lr"]}})
-    return {"runs": runs, "steps": steps}
+                               "effective_lr": r["norms"]["effective_lr"], "radial": r["norms"]["radial"]}})
+    # the seed spread: plain SGD at more seeds
+    seed_runs = []
+    for sd in reference_seeds(p):
+        r = train_run(p.replace(seed=sd), s, [(steps, lr, wd)], label=f"plain SGD, seed {sd}")
+        seed_runs.append({"seed": sd, "equilibrium": summary(r, steps // 2, steps, lr, wd),
+                          "acc": acc_at(r, steps // 2, steps)})
+    return {"runs": runs, "steps": steps, "seed_runs": seed_runs}
+
+
+# ============================================================================================ typed view
+
+
+@dataclasses.dataclass(frozen=True)
+class ShortRun:
+    """One run of the momentum / batch-size / normalization comparison, all of the same number of steps."""
+
+    name: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    batch_size: int
+    norm: str
+    equilibrium: Window
+    acc: Acc
+    train_acc: float
+    drift: dict[str, float]
+    trace: Trace
+
+    @property
+    def plain(self) -> bool:
+        """Plain SGD at the reference batch size and BatchNorm eps (the base of each comparison)."""
+        return self.momentum == 0 and "eps" not in self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class MomentumBatchResult:
+    result: Result
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.result.data
+
+    @property
+    def steps(self) -> int:
+        return int(self.data["steps"])
+
+    @property
+    def runs(self) -> list[ShortRun]:
+        return [ShortRun(r["name"], float(r["lr"]), float(r["weight_decay"]), float(r["momentum"]),
+                         int(r["batch_size"]), r["norm"], Window.of(r["equilibrium"]), Acc.of(r["acc"]),
+                         float(r["train_acc"]), r["drift"], Trace.of(r["norms"])) for r in self.data["runs"]]
+
+    @property
+    def seeds(self) -> int:
+        return 1 + len(self.data["seed_runs"])
+
+    def _plain_windows(self) -> list[dict[str, Any]]:
+        return [self.data["runs"][0]["equilibrium"], *(r["equilibrium"] for r in self.data["seed_runs"])]
+
+    @property
+    def log_angular_spread(self) -> dict[str, Spread]:
+        """Per layer, plain SGD's log equilibrium angular update over seeds."""
+        return spreads(self._plain_windows(), "angular")
+
+    @property
+    def log_elr_spread(self) -> dict[str, Spread]:
+        """Per layer, plain SGD's log equilibrium effective LR over seeds."""
+        return spreads(self._plain_windows(), "effective_lr")
+
+    def reference(self, norm: str) -> ShortRun:
+        """Plain SGD at (lr, weight decay) with BatchNorm ("batch") or LayerNorm ("layer")."""
+        return next(r for r in self.runs if r.norm == norm and r.plain and r.momentum == 0)
+
+    def split(self, norm: str) -> ShortRun:
+        """The same lambda_e at lr x split_factor, weight decay / split_factor."""
+        ref = self.reference(norm)
+        return next(r for r in self.runs if r.norm == norm and r.momentum == 0 and r.lr > ref.lr)
+
+    def split_effective_lr_ratio(self, norm: str) -> float:
+        """The largest factor, over layers, between the two splits' equilibrium effective LRs."""
+        a, b = self.reference(norm).equilibrium.layers, self.split(norm).equilibrium.layers
+        return max(math.exp(abs(math.log(x.effective_lr / y.effective_lr))) for x, y in zip(a, b, strict=True))
+
+    def angular_error(self, norm: str) -> float:
+        """The worst layer's angular update against sqrt(2 lambda_e), over the reference and its split."""
+        return max(self.reference(norm).equilibrium.max_angular_error, self.split(norm).equilibrium.max_angular_error)
+

@@ -17,12 +17,11 @@ from repro.models.preresnet import preresnet32
 from repro.store import config_key
 from repro.train.loop import channel_stats, piecewise, train
 
-from .params import Params
+from .params import DECAY_SHAPES, Params
 
 # Part of the checkpoint key of one training run (a campaign resumes a stopped run from it): bump it when a run's
 # computation changes.
 RUN_VERSION = 2
-DECAY_SHAPES = ("step", "cosine", "warmup_linear")
 
 
 @dataclasses.dataclass
@@ -33,6 +32,13 @@ class NetSetup:
     stats: tuple[torch.Tensor, torch.Tensor]
     device: torch.device
     steps_per_epoch: int
+
+
+def reference_seeds(p: Params) -> list[int]:
+    """The extra seeds at which each comparison's reference run is repeated: the spread of its numbers over
+    `seeds` seeds (`seed` and these; new initialization and batch order, the same data) is the uncertainty a
+    difference between two of the comparison's runs must exceed to be called."""
+    return list(range(p.seed + 1, p.seed + p.seeds))
 
 
 def load_setup(p: Params, device: torch.device) -> NetSetup:

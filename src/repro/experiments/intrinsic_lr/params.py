@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from repro import params as P
+
+DECAY_SHAPES = ("step", "cosine", "warmup_linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,8 +18,8 @@ class Params(P.Params):
     model: str = P.param("bn_mlp", "network: BN MLP, BN convnet, or the paper's PreResNet-32",
                          choices=("bn_mlp", "bn_convnet", "preresnet32"))
     width: int = P.param(256, "hidden units (bn_mlp) or first-layer channels (bn_convnet)", ge=4)
-    bn_eps: float = P.param(1e-8, "BatchNorm eps (PyTorch's default 1e-5 breaks scale invariance at small norms)",
-                            gt=0)
+    bn_eps: float = P.param(1e-12, "normalization eps: small against the variance it divides by, or the layer before "
+                                   "is not scale-invariant (weight decay shrinks that variance)", gt=0)
     n_train: int = P.param(4000, "training examples (a fixed random subset)", ge=16)
     n_test: int = P.param(2000, "held-out test examples", ge=100)
     augment: bool = P.param(False, "random crop and flip (CIFAR-10 only)")
@@ -44,9 +48,12 @@ class Params(P.Params):
     sweep_size: int = P.param(4, "intrinsic LRs in the network's steps-to-equilibrium sweep", ge=2)
     sweep_min_intrinsic_lr: float = P.param(2e-3, "smallest lambda_e of the network sweep", gt=0)
     sweep_max_intrinsic_lr: float = P.param(1.6e-2, "largest lambda_e of the network sweep", gt=0, lt=0.5)
-    sweep_relaxation_times: float = P.param(4.0, "network sweep run length, in units of 1 / lambda_e steps", gt=0)
+    sweep_relaxation_times: float = P.param(8.0, "network sweep run length, in units of 1 / lambda_e steps (a layer "
+                                            "starting far from equilibrium takes about 5 of them)", gt=0)
     equilibrium_tol: float = P.param(0.1, "relative distance to the final norm that counts as equilibrium",
                                      gt=0, lt=1)
+    seeds: int = P.param(3, "seeds of each comparison's reference run: their spread is what a difference must exceed",
+                         ge=2)
     eval_every_epochs: int = P.param(2, "test evaluation interval, in epochs", ge=1)
     toy_dim: int = P.param(32, "dimension of the toy model's weight", ge=3)
     toy_batch: int = P.param(4, "toy model minibatch (fresh samples every step)", ge=1)
@@ -63,7 +70,7 @@ class Params(P.Params):
                   "equilibrium_epochs": 10, "after_drop_epochs": 10, "early_drop_epochs": 2, "decay_epochs": 4,
                   "compare_after_drop_epochs": 2, "phase1_epochs": 3, "phase2_epochs": 3, "final_epochs": 1,
                   "short_epochs": 4, "batch_size_large": 256, "sweep_size": 2, "sweep_min_intrinsic_lr": 8e-3,
-                  "sweep_max_intrinsic_lr": 1.6e-2, "sweep_relaxation_times": 2.0, "eval_every_epochs": 2,
+                  "sweep_max_intrinsic_lr": 1.6e-2, "sweep_relaxation_times": 2.0, "eval_every_epochs": 2, "seeds": 2,
                   "toy_sweep_size": 4,
                   "toy_replicas": 4, "toy_min_intrinsic_lr": 1e-2, "toy_relaxation_times": 6.0,
                   "toy_intrinsic_lr": 0.03},
@@ -120,3 +127,23 @@ class Params(P.Params):
     def datasets(self) -> list[tuple[str, str]]:
         return [(self.dataset, "train"), (self.dataset, "test")]
 
+
+def part_images(p: Params, name: str) -> float:
+    """Training images of each network section's runs (step counts as in the sections; the batch-size runs of
+    momentum_batch take the same steps at their own batch size)."""
+    spe_images = (p.n_train // p.batch_size) * p.batch_size  # one epoch at the main batch size
+    if name == "drop":
+        return spe_images * ((p.equilibrium_epochs + p.after_drop_epochs)
+                             + (p.early_drop_epochs + p.compare_after_drop_epochs)
+                             + 2 * (p.equilibrium_epochs + p.compare_after_drop_epochs))
+    if name == "schedules":  # four histories, two splits of each decay shape, and the reference runs' seeds
+        return spe_images * (4 * (p.phase1_epochs + p.phase2_epochs + p.final_epochs)
+                             + 2 * len(DECAY_SHAPES) * p.decay_epochs
+                             + (p.seeds - 1) * (p.phase1_epochs + p.phase2_epochs + p.decay_epochs))
+    if name == "sweep":
+        lams = np.geomspace(p.sweep_min_intrinsic_lr, p.sweep_max_intrinsic_lr, p.sweep_size)
+        return float(sum(int(p.sweep_relaxation_times / le) for le in lams)) * p.batch_size
+    steps = p.short_epochs * (p.n_train // p.batch_size)
+    # plain, (eps), momentum, BN split, LayerNorm and its split, plain at the other seeds, all at batch_size
+    runs = (6 if p.bn_eps == 1e-5 else 7) + p.seeds - 1
+    return steps * (runs * p.batch_size + p.batch_size_small + p.batch_size_large)

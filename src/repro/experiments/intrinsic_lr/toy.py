@@ -4,15 +4,19 @@ discrete norm recursion it is compared with."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
 from repro.metrics.norms import approx_angular_update, equilibrium_angular_update, relaxation_steps
+from repro.store import Result
 
 from .measure import log_fit, settle_step, thin
 from .params import Params
+from .result import Fit
 
 
 def toy_sgd(lr: torch.Tensor, weight_decay: torch.Tensor, init_norm: torch.Tensor, steps: int, *, dim: int,
@@ -170,3 +174,54 @@ def toy(p: Params) -> dict:
                         "angular_rms": float(run["angular"][i * reps:(i + 1) * reps, n // 2:].pow(2).mean().sqrt()),
                         "pred_angular": approx_angular_update(le, m)} for i, m in enumerate(moms)]
     return out
+
+
+# ============================================================================================ typed view
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyResult:
+    """The toy model: the lambda_e sweep, history independence at one lambda_e, the LR drop and momentum."""
+
+    result: Result
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.result.data
+
+    @property
+    def sweep(self) -> list[dict[str, float]]:
+        """Per lambda_e: measured and predicted equilibrium angular update and |w|^2, mean G^2, steps to settle."""
+        return self.data["sweep"]
+
+    @property
+    def settle_fit(self) -> Fit:
+        return Fit.of(self.data["settle_fit"])
+
+    @property
+    def history(self) -> dict[str, Any]:
+        """Runs at one lambda_e from different initial norms and lr / wd splits (curves thinned for figures)."""
+        return self.data["history"]
+
+    @property
+    def drop(self) -> dict[str, Any]:
+        """The LR drop: windowed angular update, the exact recursion beside it, and the ratios."""
+        return self.data["drop"]
+
+    @property
+    def momentum(self) -> list[dict[str, float]]:
+        return self.data["momentum"]
+
+    @property
+    def max_angular_error(self) -> float:
+        return max(abs(r["angular_rms"] / r["pred_angular"] - 1) for r in self.sweep)
+
+    @property
+    def max_norm_error(self) -> float:
+        return max(abs(r["sq_norm"] / r["pred_sq_norm"] - 1) for r in self.sweep)
+
+    @property
+    def intrinsic_lr_range(self) -> tuple[float, float]:
+        lams = [r["intrinsic_lr"] for r in self.sweep]
+        return min(lams), max(lams)
+
