@@ -170,13 +170,28 @@ def test_bad_parameters_stop_with_one_sentence(override, message):
     assert message in str(err.value)
 
 
-def test_presets_are_valid_and_paper_is_the_papers_setting():
+def test_presets_are_valid_and_the_paper_preset_is_the_papers_network_in_units_of_one_over_lambda_e():
+    """The paper preset keeps the paper's network, optimizer, batch and learning rate, runs every claim for at least
+    3 / lambda_e (the sweep 8 / lambda_e), and its units fit 12 H200-minutes at 20% of the bf16 peak."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     for preset in ("smoke", "book", "paper"):
         E.Params.resolve(preset)
     p = E.Params.resolve("paper")
-    assert (p.model, p.dataset, p.n_train, p.batch_size, p.lr, p.weight_decay) == (
-        "preresnet32", "cifar10", 50_000, 128, 0.1, 5e-4)
-    assert p.phase1_epochs == p.phase2_epochs == 500
+    assert (p.model, p.dataset, p.n_train, p.batch_size, p.lr, p.momentum, p.augment) == (
+        "preresnet32", "cifar10", 50_000, 128, 0.1, 0.9, True)
+    spe, lam = p.n_train // p.batch_size, p.intrinsic_lr
+    for epochs, unit in [(p.equilibrium_epochs, lam), (p.after_drop_epochs, lam / p.lr_drop),
+                         (p.phase2_epochs, lam), (p.short_epochs, lam), (p.decay_epochs, lam)]:
+        assert epochs * spe * unit >= 3
+    assert p.sweep_relaxation_times >= 6
+    net = preresnet32()
+    x, y = torch.randn(2, 3, 32, 32), torch.randint(0, 10, (2,))
+    with FlopCounterMode(display=False) as flops:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    per_image = flops.get_total_flops() / 2  # forward + backward: about 4.1e8
+    images = sum(u.work.images for u in E.units(p) if u.work.model == "PreResNet-32")
+    assert images * per_image / (0.2 * 790e12) / 60 <= 12
 
 
 def test_decay_schedules_share_the_peak_and_weight_decay():

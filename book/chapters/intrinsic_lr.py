@@ -237,6 +237,7 @@ display(regime_table(list(intrinsic_lr.verdicts.regimes(result).values())))
 # ## Recorded at paper scale
 
 # %% tags=["details"]
+display(Markdown(figures.paper_scope(intrinsic_lr.Params.resolve("paper"))))
 paper = show_recorded("intrinsic_lr", intrinsic_lr.verdicts.verdicts)
 if paper.result is not None and paper.result.drop is not None:
     show_figure(*figures.lr_drop(paper.result), "paper-lr-drop")

@@ -9,17 +9,21 @@ import math
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import torch
 
+from repro.bench import train_flops_per_image
 from repro.fmt import number, percent, ratio, signed
+from repro.models.preresnet import preresnet32
 from repro.plotting import PALETTE, figure, reference_line
 
 from .chapter import IntrinsicLRResult
 from .measure import driven_recursion
-from .params import DECAY_SHAPES
+from .params import DECAY_SHAPES, Params, part_images
 from .result import NetRun, Trace, Window
-from .verdicts import DIFF_Z, MOMENTUM_SOURCE, RADIAL_PUSH_MAX, invariant
+from .verdicts import DIFF_Z, MOMENTUM_SOURCE, PAPER_FIG5_TEST_ACC, PAPER_WEIGHT_DECAY, RADIAL_PUSH_MAX, invariant
 
 RUNS = sns.color_palette("colorblind", 8)
+CAMPAIGN_FLOPS = 0.2 * 790e12  # the paper campaign's planning rate: 20% of an H200's bf16 peak, in aggregate
 SRC = "Li, Lyu, Arora"
 STYLES = ["-", "--", ":", "-."]
 
@@ -535,6 +539,37 @@ def questions_sentence(result: IntrinsicLRResult) -> str:
             f"the first learning rate {number(best.lr_first)} ({number(best.best_after)}; the next "
             f"{number(second)}, {margin}). One seed per run; a difference is called beyond {number(DIFF_Z.value)} σ "
             f"of a difference, {number(bar)} here (σ of test accuracy from Figure 5's reference run at {n} seeds).")
+
+
+def paper_scope(paper: Params) -> str:
+    """What the `paper` preset runs, in units of 1 / lambda_e, how it differs from the paper and what it costs: image
+    passes through PreResNet-32 (forward + backward FLOPs counted by torch) at the campaign's planning rate."""
+    flops_per_image = train_flops_per_image(preresnet32(), (3, 32, 32), torch.device("cpu"))
+    h200_flops = CAMPAIGN_FLOPS
+    spe = paper.n_train // paper.batch_size
+    lam = paper.intrinsic_lr
+    unit = 1 / (lam * spe)  # epochs per 1 / lambda_e
+    images = sum(part_images(paper, name) for name in ("drop", "schedules", "sweep", "momentum_batch"))
+    minutes = images * flops_per_image / h200_flops / 60
+    theirs = 1 / (paper.lr * PAPER_WEIGHT_DECAY * spe)  # the paper's 1 / lambda_e, in epochs
+    times = lambda epochs, drop=1.0: number(epochs * spe * lam / drop)  # noqa: E731
+    return (f"**The `paper` preset** trains the paper's PreResNet-32 on full CIFAR-10 (crop and flip) with plain SGD, "
+            f"batch {paper.batch_size}, $\\eta$ = {number(paper.lr)}, but with weight decay "
+            f"$\\lambda$ = {number(paper.weight_decay)} instead of the paper's {number(PAPER_WEIGHT_DECAY)}: "
+            f"$\\lambda_e$ = {number(lam)}, so $1/\\lambda_e$ is {number(unit)} epochs instead of {number(theirs)}. "
+            "The claims are about equilibria reached in a number of $1/\\lambda_e$, not of epochs; at the paper's "
+            "$\\lambda_e$ the new equilibrium after an LR drop alone would take $3/\\lambda_e'$ = "
+            f"{number(3 * paper.lr_drop * theirs)} epochs. Its runs: {times(paper.equilibrium_epochs)}$/\\lambda_e$ "
+            f"before the drop and {times(paper.after_drop_epochs, paper.lr_drop)}$/\\lambda_e'$ after it; Figure 5's "
+            f"differing phase {times(paper.phase1_epochs)}$/\\lambda_e$ and common phase "
+            f"{times(paper.phase2_epochs)}$/\\lambda_e$ (the paper: 500 + 500 epochs, {number(500 / theirs)} + "
+            f"{number(500 / theirs)}$/\\lambda_e$); decay, momentum, batch-size and LayerNorm runs "
+            f"{times(paper.short_epochs)}$/\\lambda_e$; the sweep over $\\lambda_e$ "
+            f"{number(paper.sweep_min_intrinsic_lr)} to {number(paper.sweep_max_intrinsic_lr)} at "
+            f"{number(paper.sweep_relaxation_times)}$/\\lambda_e$; {paper.seeds} seeds of each comparison's reference "
+            f"run. In all {number(images)} image passes, about {number(minutes)} minutes of an H200 at "
+            f"{number(h200_flops / 1e12)} TFLOP/s. Test accuracy after Figure 5's final phase is not comparable with "
+            f"the paper's {percent(PAPER_FIG5_TEST_ACC)} at this weight decay.")
 
 
 def provenance(result: IntrinsicLRResult) -> pd.DataFrame:

@@ -24,6 +24,7 @@ REVIEWS = "NeurIPS 2020 reviews (references, section 4d)"
 # Figure 5 of the paper (caption quoted in the references, section 4a): PreResNet-32, 5 random LR/WD schedules
 # for 500 epochs, then the same LR and WD until epoch 1000, then LR decayed and WD removed: ~95% test accuracy.
 PAPER_FIG5_TEST_ACC = 0.95
+PAPER_WEIGHT_DECAY = 5e-4  # with lr 0.1 (references, section 4a)
 
 # ------------------------------------------------------------------------------------------------- regimes
 LEARNED_TEST_ACC = Threshold(0.5, "", "a network that learned: test accuracy 5x chance on 10 classes")
