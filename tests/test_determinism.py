@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from repro.experiments import convex, intrinsic_lr, sharp_minima
+from repro.experiments import convex, sharp_minima
 from repro.experiments.noise_scale import point as noise_scale_point
 from repro.store import Store, is_deterministic, provenance
 
-# Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here.
+# Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here. The intrinsic-LR
+# chapter checks this in its own tests, on the smoke run they share.
 CASES = {
     "convex": (convex, {}),
-    "intrinsic_lr": (intrinsic_lr, {}),
     # one run of the capstone's grid; the whole grid and its merge are checked in test_noise_scale.py
     "noise_scale.point": (noise_scale_point, {}),
     "sharp_minima": (sharp_minima, {"n_train": 400, "n_test": 100, "seeds": 1, "extension_seeds": 0,

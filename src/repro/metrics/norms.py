@@ -23,6 +23,9 @@ def scale_invariant_groups(model: nn.Module) -> dict[str, list[nn.Parameter]]:
 
 
 def flat(params: list[torch.Tensor]) -> torch.Tensor:
+    """The tensors as one vector: a view of a single tensor, a copy of several."""
+    if len(params) == 1:
+        return params[0].detach().reshape(-1)
     return torch.cat([p.detach().reshape(-1) for p in params])
 
 
@@ -70,13 +73,17 @@ def relaxation_steps(intrinsic_lr: float, start_ratio: float, tol: float) -> flo
 
 class NormTracker:
     """A per-step callback for repro.train.train: for every scale-invariant group it measures, at every step,
-    the squared norm after the step, the angular update of the step, and G^2 = |grad|^2 |w|^2 (the
-    scale-free gradient size), and keeps window averages every `every` steps (one device sync per window).
+    the squared norm after the step, the angular update of the step, G^2 = |grad|^2 |w|^2 (the scale-free
+    gradient size) and the radial part of the gradient, and keeps window averages every `every` steps (one
+    device sync per window).
 
     Recorded per window w (lists indexed by window, `step` = steps done at its end):
       sq_norm[g]      |w|^2 at the end of the window
       angular[g]      root-mean-square angular update over the window (radians per step)
       grad_sq[g]      mean G^2 over the window
+      radial[g]       mean cos(w, grad) over the window: exactly 0 for a scale-invariant group, whose gradient is
+                      orthogonal to w; negative where a larger norm lowers the loss (a normalization's eps no longer
+                      small against the variance it divides by), which holds the norm above the recursion's
       effective_lr[g] lr / |w|^2 at the end of the window
     """
 
@@ -85,9 +92,12 @@ class NormTracker:
         if not self.groups:
             raise ValueError(f"{type(model).__name__} declares no scale-invariant parameter groups.")
         self.every = every
-        self.prev = {g: flat(ps).clone() for g, ps in self.groups.items()}
-        device = next(iter(self.prev.values())).device
-        self._acc = torch.zeros(len(self.groups), 2, device=device, dtype=torch.float64)
+        # each group's weight before the step as a unit vector and its norm: five passes over it per step
+        start = {g: flat(ps) for g, ps in self.groups.items()}
+        self.norm = {g: w.norm() for g, w in start.items()}
+        self.unit = {g: w / self.norm[g] for g, w in start.items()}
+        device = next(iter(start.values())).device
+        self._acc = torch.zeros(len(self.groups), 3, device=device, dtype=torch.float64)
         self._n = 0
         self._sched: tuple[float, float] | None = None
         self.step: list[int] = []
@@ -96,17 +106,19 @@ class NormTracker:
         self.sq_norm: dict[str, list[float]] = {g: [] for g in self.groups}
         self.angular: dict[str, list[float]] = {g: [] for g in self.groups}
         self.grad_sq: dict[str, list[float]] = {g: [] for g in self.groups}
+        self.radial: dict[str, list[float]] = {g: [] for g in self.groups}
         self.effective_lr: dict[str, list[float]] = {g: [] for g in self.groups}
 
-    def _flush(self, steps_done: int, sq: list[torch.Tensor]) -> None:
+    def _flush(self, steps_done: int) -> None:
         acc = (self._acc / self._n).cpu()
-        sq_t = torch.stack(sq).cpu()
+        sq_t = torch.stack(list(self.norm.values())).double().pow(2).cpu()
         lr, wd = self._sched
         self.step.append(steps_done)
         self.lr.append(lr), self.weight_decay.append(wd)
         for i, g in enumerate(self.groups):
             self.angular[g].append(math.sqrt(float(acc[i, 0])))
             self.grad_sq[g].append(float(acc[i, 1]))
+            self.radial[g].append(float(acc[i, 2]))
             self.sq_norm[g].append(float(sq_t[i]))
             self.effective_lr[g].append(lr / float(sq_t[i]))
         self._acc.zero_()
@@ -116,31 +128,37 @@ class NormTracker:
     def __call__(self, info) -> None:
         # a window never straddles a change of lr or weight decay, so a drop is seen at its exact step
         if self._n and (info.lr, info.weight_decay) != self._sched:
-            self._flush(info.step, [p.double().pow(2).sum() for p in self.prev.values()])
+            self._flush(info.step)
         self._sched = (info.lr, info.weight_decay)
-        sq = []
         for i, (g, ps) in enumerate(self.groups.items()):
             new = flat(ps)
-            grad = torch.cat([p.grad.reshape(-1) for p in ps])
-            prev = self.prev[g]
-            self._acc[i, 0] += angle(prev, new).double() ** 2
-            self._acc[i, 1] += (grad.double().pow(2).sum() * prev.double().pow(2).sum())
-            sq.append(new.double().pow(2).sum())
-            self.prev[g] = new.clone()
+            grad = flat([p.grad for p in ps])  # the gradient at the weight before the step
+            norm = new.norm()
+            unit = new / norm
+            # the angle from the unit vectors' distance, accurate for tiny angles (acos of their dot is not)
+            self._acc[i, 0] += (2 * torch.asin(torch.dist(unit, self.unit[g]).clamp(max=2.0) / 2)).double() ** 2
+            grad_sq = torch.dot(grad, grad).double()
+            self._acc[i, 1] += grad_sq * self.norm[g].double() ** 2
+            self._acc[i, 2] += torch.dot(grad, self.unit[g]).double() / grad_sq.sqrt().clamp(min=1e-300)
+            self.unit[g], self.norm[g] = unit, norm
         self._n += 1
         if self._n == self.every:
-            self._flush(info.step + 1, sq)
+            self._flush(info.step + 1)
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly (a checkpointed run resumed by repro.train.train)."""
-        return {"prev": self.prev, "acc": self._acc, "n": self._n, "sched": self._sched, **self.to_dict()}
+        return {"unit": self.unit, "norm": self.norm, "acc": self._acc, "n": self._n, "sched": self._sched,
+                **self.to_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.prev = {g: v.to(self._acc.device) for g, v in state["prev"].items()}
-        self._acc, self._n, self._sched = state["acc"].to(self._acc.device), state["n"], state["sched"]
-        for name in ("step", "lr", "weight_decay", "sq_norm", "angular", "grad_sq", "effective_lr"):
+        device = self._acc.device
+        self.unit = {g: v.to(device) for g, v in state["unit"].items()}
+        self.norm = {g: v.to(device) for g, v in state["norm"].items()}
+        self._acc, self._n, self._sched = state["acc"].to(device), state["n"], state["sched"]
+        for name in ("step", "lr", "weight_decay", "sq_norm", "angular", "grad_sq", "radial", "effective_lr"):
             setattr(self, name, state[name])
 
     def to_dict(self) -> dict:
         return {"step": self.step, "lr": self.lr, "weight_decay": self.weight_decay, "sq_norm": self.sq_norm,
-                "angular": self.angular, "grad_sq": self.grad_sq, "effective_lr": self.effective_lr}
+                "angular": self.angular, "grad_sq": self.grad_sq, "radial": self.radial,
+                "effective_lr": self.effective_lr}
