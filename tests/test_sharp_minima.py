@@ -4,6 +4,10 @@ import torch
 
 from repro.data import VisionData
 from repro.experiments import sharp_minima as S
+from repro.experiments.sharp_minima import common, nets
+from repro.experiments.sharp_minima import config as C
+from repro.experiments.sharp_minima import hoffer as H
+from repro.experiments.sharp_minima import verdicts as V
 from repro.metrics.hessian import functional, hessian_dense, lanczos
 from repro.models.keskar import F1
 from repro.params import ConfigError
@@ -21,7 +25,7 @@ def test_lanczos_on_the_chunked_loss_matches_the_dense_hessian():
     model = F1(in_features=16, width=6, depth=2)
     data = tiny_data()
     stats = channel_stats(data)
-    theta, value_and_grad, matvec = S.loss_closures(model, data, stats, chunk=24)  # 3 chunks
+    theta, value_and_grad, matvec = common.loss_closures(model, data, stats, chunk=24)  # 3 chunks
     _, apply = functional(model)
     x = normalize(data.x, *stats)
     loss = lambda th: torch.nn.functional.cross_entropy(apply(th, x), data.y)  # noqa: E731
@@ -40,7 +44,7 @@ def test_rescaling_leaves_the_function_unchanged_and_changes_the_parameters():
     model = F1(in_features=16, width=8, depth=3).eval()
     x = torch.randn(5, 1, 4, 4)
     for alpha in (0.1, 10.0):
-        other = S.rescale_last_layer(model, alpha).eval()
+        other = nets.rescale_last_layer(model, alpha).eval()
         assert torch.allclose(model(x), other(x), atol=1e-5)
         assert not torch.allclose(torch.nn.utils.parameters_to_vector(model.parameters()),
                                   torch.nn.utils.parameters_to_vector(other.parameters()))
@@ -51,7 +55,7 @@ def test_recomputed_bn_statistics_are_the_data_average():
     model = F1(in_features=16, width=8, depth=2)
     data = tiny_data(n=60)
     stats = channel_stats(data)
-    S.recompute_bn(model, data, stats, batch_size=20)
+    common.recompute_bn(model, data, stats, batch_size=20)
     first_linear, first_bn = model.net[1], model.net[2]
     with torch.no_grad():
         pre = first_linear(normalize(data.x, *stats).flatten(1))
@@ -66,10 +70,10 @@ def test_interpolation_endpoints_are_the_two_models():
     torch.manual_seed(3)
     sb, lb = F1(in_features=16, width=8, depth=2), F1(in_features=16, width=8, depth=2)
     data = tiny_data(n=40)
-    split = S.Split(data, tiny_data(n=20, seed=1), channel_stats(data))
-    rows = S.interpolate(sb, lb, split, np.array([0.0, 1.0]), 40, 20)
+    split = common.Split(data, tiny_data(n=20, seed=1), channel_stats(data))
+    rows = nets.interpolate(sb, lb, split, np.array([0.0, 1.0]), 40, 20)
     for row, model in zip(rows, (sb, lb), strict=True):
-        S.recompute_bn(model, data, split.stats, 20)
+        common.recompute_bn(model, data, split.stats, 20)
         out = model(normalize(split.test.x, *split.stats))
         loss = float(torch.nn.functional.cross_entropy(out, split.test.y).detach())
         assert row["test_loss"] == pytest.approx(loss, rel=1e-5)
@@ -84,13 +88,19 @@ def test_summary_ratios_are_geometric_means_of_paired_ratios():
                 "first_order_large_eps": value, "first_order_small_eps": value / 2}
     runs = [run("small_batch", 0, 1.0, 2.0, 98.0), run("large_batch", 0, 4.0, 8.0, 97.0),
             run("small_batch", 1, 2.0, 1.0, 98.5), run("large_batch", 1, 32.0, 1.0, 97.5)]
-    m = S.summarize(runs)
+    m = nets.summarize(runs)
     assert m["sharpness_ratio"] == pytest.approx(8.0)  # sqrt(4 * 16)
     assert m["hessian_ratio"] == pytest.approx(2.0)  # sqrt(4 * 1)
     assert m["test_gap"][0] == pytest.approx(1.0)
     assert m["cost_in_epochs"] == pytest.approx(0.5)
     assert m["grad_ratio_max"] == {"small_batch": pytest.approx(0.2), "large_batch": pytest.approx(0.8)}
     assert m["train_acc_min"] == {"small_batch": 98.0, "large_batch": 97.0}
+
+
+def comparison(metrics: dict) -> "S.NetComparison":
+    from repro.store import Result
+
+    return S.NetComparison("F1", Result("sharp_minima_net", 2, "k", {}, metrics, {}, {}))
 
 
 def quick(**overrides) -> S.Params:
@@ -104,11 +114,11 @@ def test_an_under_trained_smoke_run_is_inconclusive():
     accuracy, and any verdict passed through it reads "inconclusive at this scale"."""
     from repro.regime import INCONCLUSIVE
 
-    out = S.seed_experiment(quick(), "F1", 1, torch.device("cpu"))  # run 1: no interpolation
-    m = S.summarize(out["data"]["runs"])
-    regime = S.minimiser_regime("F1", m)
+    out = nets.seed_experiment(quick(), "F1", 1, torch.device("cpu"))  # run 1: no interpolation
+    m = nets.summarize(out["data"]["runs"])
+    regime = V.minimiser_regime(comparison(m))
     assert not regime.ok and regime.verdict("reproduced") == INCONCLUSIVE
-    assert m["train_acc_min"]["large_batch"] < S.MIN_TRAIN_ACC
+    assert m["train_acc_min"]["large_batch"] < V.MIN_TRAIN_ACC.value
     assert "LB train accuracy" in regime.reason and "did not reach" in regime.sentence()
     for r in out["data"]["runs"]:
         assert r["grad_norm_init"] > 0 and r["grad_norm"] > 0 and r["first_order_large_eps"] > 0
@@ -117,9 +127,9 @@ def test_an_under_trained_smoke_run_is_inconclusive():
 def test_minimiser_regime_thresholds():
     ok = {"train_acc_min": {"small_batch": 99.5, "large_batch": 99.0},
           "grad_ratio_max": {"small_batch": 0.05, "large_batch": 0.1}}
-    assert S.minimiser_regime("F1", ok).verdict("reproduced") == "reproduced"
+    assert V.minimiser_regime(comparison(ok)).verdict("reproduced") == "reproduced"
     steep = {**ok, "grad_ratio_max": {"small_batch": 0.05, "large_batch": 0.2}}
-    regime = S.minimiser_regime("F1", steep)
+    regime = V.minimiser_regime(comparison(steep))
     assert not regime.ok and [c.name for c in regime.failed] == ["LB gradient norm / at initialisation (worst run)"]
 
 
@@ -128,10 +138,10 @@ def test_distance_from_initialisation_grows_with_updates_and_the_large_batch_lag
     epochs the large batch (fewer updates) is nearer its start than the small batch; the plain large batch is
     the long run's trajectory cut at its update count."""
     p = quick()
-    sz = S.hoffer_sizes(p)
+    sz = C.hoffer_sizes(p)
     assert (sz["small"], sz["large"]) == (30, 150)
     assert sz["small_steps"] == sz["long_steps"] == 50 and sz["large_steps"] == 10
-    sb, lb, long = S.hoffer_experiment(p, 0, torch.device("cpu"))["data"]["runs"]
+    sb, lb, long = H.hoffer_experiment(p, 0, torch.device("cpu"))["data"]["runs"]
     assert (sb["steps"], lb["steps"], long["steps"]) == (50, 10, 50)
     assert lb["distance"] == long["distance"][:len(lb["distance"])] and lb["distance"][-1]["step"] == 10
     for run in (sb, long):
@@ -143,10 +153,10 @@ def test_distance_from_initialisation_grows_with_updates_and_the_large_batch_lag
 
 def test_log_fit_recovers_a_logarithmic_law():
     rows = [{"step": t, "distance": 0.5 + 2.0 * np.log(t)} for t in (1, 10, 20, 50, 100, 1000)]
-    fit = S.log_fit(rows)
+    fit = H.log_fit(rows)
     assert fit["slope"] == pytest.approx(2.0) and fit["r2"] == pytest.approx(1.0) and fit["points"] == 5
     assert fit["power_r2"] < 1.0
-    assert sorted(S.log_steps(1000, 5)) == [1, 6, 32, 178, 1000]
+    assert sorted(common.log_steps(1000, 5)) == [1, 6, 32, 178, 1000]
 
 
 def test_first_order_part_is_the_metric_of_a_linear_loss():
@@ -161,7 +171,7 @@ def test_first_order_part_is_the_metric_of_a_linear_loss():
         return (c * theta).sum(), c.clone()
 
     p = S.Params.resolve("smoke")
-    first = S.gradient_measures(value_and_grad, x, p)
+    first = common.gradient_measures(value_and_grad, x, p)
     s = sharpness(value_and_grad, x, p.sharpness_eps, maxiter=5, value_and_grad=True)
     f = float((c * x).sum())
     expected = 100 * p.sharpness_eps * float((c.abs() * (x.abs() + 1)).sum()) / (1 + f)
@@ -194,7 +204,7 @@ def test_presets_are_valid_and_paper_states_the_papers_settings():
     p = S.Params.resolve("paper")
     assert (p.batch_size, p.large_batch_fraction, p.sharpness_iters, p.subspace_dim) == (256, 0.1, 10, 100)
     assert (p.sharpness_eps, p.sharpness_eps_small, p.interp_points) == (1e-3, 5e-4, 25)
-    assert S.net_sizes(p, "C2")["large"] == 5000 and S.net_sizes(p, "F1")["large"] == 6000
+    assert C.net_sizes(p, "C2")["large"] == 5000 and C.net_sizes(p, "F1")["large"] == 6000
     assert p.network_list() == ["F1", "C1", "C2", "C3", "C4"]
 
 
@@ -207,7 +217,7 @@ def test_cifar100_code_path_on_a_generated_pack(tmp_path, monkeypatch):
     small = lambda: torch.nn.Sequential(  # noqa: E731
         torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
         torch.nn.Flatten(), torch.nn.Dropout(0.5), torch.nn.Linear(4, 100))
-    monkeypatch.setitem(S.NETWORKS, "C3", ("cifar100", small))
+    monkeypatch.setitem(C.NETWORKS, "C3", ("cifar100", small))
 
     make_pack(tmp_path, "cifar100", "train", 64, (32, 32, 3), classes=100)
     make_pack(tmp_path, "cifar100", "test", 32, (32, 32, 3), classes=100)
@@ -217,7 +227,7 @@ def test_cifar100_code_path_on_a_generated_pack(tmp_path, monkeypatch):
                                    "cifar_sharpness_examples": "8",
                                    "sharpness_iters": "1", "subspace_dim": "3", "lanczos_iters": "2",
                                    "interp_points": "3", "interp_examples": "16"})
-    out = S.net_experiment(p, "C3", torch.device("cpu"))
+    out = nets.net_experiment(p, "C3", torch.device("cpu"))
     runs = out["data"]["runs"]
     assert [r["regime"] for r in runs] == ["small_batch", "large_batch"]
     assert runs[1]["batch_size"] == 6 and runs[0]["subspace_large_eps"]["dim"] == 3

@@ -1,0 +1,358 @@
+"""Figures, tables and computed sentences of the chapter: functions of a result (book-scale or recorded alike).
+A figure builder returns (fig, data), `data` being the plotted numbers as a tidy DataFrame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+from matplotlib.ticker import FuncFormatter, LogFormatter
+
+from repro.fmt import number, percent, pm, ratio
+from repro.plotting import LABELS, PALETTE, figure, reference_line
+
+from .hoffer import log_fit
+from .paper import PAPER_ACCURACY, PAPER_SHARPNESS, PAPER_SOURCE, REPORT_OPTIMIZERS, REPORT_SOURCE
+from .result import REGIMES, VARIANTS, NetComparison, SharpMinimaResult, value
+
+HOFFER_RUNS = {"small_batch": "small batch", "large_batch": "large batch, same epochs",
+               "large_batch_long": "large batch, SB's updates"}
+
+
+def _eps(config: dict, eps: str) -> float:
+    return config["sharpness_eps"] if eps == "large_eps" else config["sharpness_eps_small"]
+
+
+# --------------------------------------------------------------------------------------------- section 1: accuracy
+
+
+def accuracy_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """Train and test accuracy per network and batch (mean ± std over seeds) beside the paper's Table 2."""
+    rows = []
+    for net in r.networks:
+        paper = PAPER_ACCURACY[net.net]
+        for j, regime in enumerate(REGIMES):
+            bs = net.sizes["small"] if regime == "small_batch" else net.sizes["large"]
+            epochs = net.sizes["epochs"] if regime == "small_batch" else net.sizes["large_epochs"]
+            rows.append({"network": net.net, "batch": f"{LABELS[regime]} ({bs})",
+                         "train acc % (ours)": pm(net.mean(regime, "train_acc"), net.std(regime, "train_acc")),
+                         "test acc % (ours)": pm(net.mean(regime, "test_acc"), net.std(regime, "test_acc")),
+                         "train acc % (paper)": pm(*paper[j]), "test acc % (paper)": pm(*paper[2 + j]),
+                         "training images": net.sizes["n_train"], "epochs": epochs,
+                         "updates": epochs * (net.sizes["n_train"] // bs)})
+    return pd.DataFrame(rows).set_index(["network", "batch"])
+
+
+def paper_source() -> str:
+    return f"Paper values: {PAPER_SOURCE}."
+
+
+# ------------------------------------------------------------------------------------------ section 2: sharpness
+
+
+def sharpness_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """Metric 2.1's four variants and the top Hessian eigenvalue (mean ± std over seeds), beside the paper's."""
+    rows = []
+    for net in r.networks:
+        paper = PAPER_SHARPNESS[net.net]
+        for j, regime in enumerate(REGIMES):
+            row = {"network": net.net, "batch": LABELS[regime]}
+            for space, eps in VARIANTS:
+                key = f"{space}_{eps}"
+                row[f"{space}, ε {_eps(r.config, eps):g}"] = pm(net.mean(regime, key), net.std(regime, key))
+            row["top Hessian eigenvalue"] = pm(net.mean(regime, "hessian_top"), net.std(regime, "hessian_top"))
+            row["paper, full, ε 1e-3"] = pm(*paper[j])
+            row["paper, full, ε 5e-4"] = pm(*paper[2 + j])
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["network", "batch"])
+
+
+def ratio_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """LB / SB of each measure (geometric mean over seeds of the paired ratios) and the test gap."""
+    rows = []
+    for net in r.networks:
+        row = {"network": net.net}
+        for (space, eps), q in net.variant_ratios.items():
+            row[f"{space}, ε {_eps(r.config, eps):g}"] = ratio(q)
+        row["Hessian top"] = ratio(net.metrics["hessian_ratio"])
+        row["paper, full, ε 1e-3"] = ratio(PAPER_SHARPNESS[net.net][1][0] / PAPER_SHARPNESS[net.net][0][0])
+        row["test acc SB − LB (points)"] = pm(*net.test_gap)
+        row["paper: test acc SB − LB"] = number(PAPER_ACCURACY[net.net][2][0] - PAPER_ACCURACY[net.net][3][0])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("network")
+
+
+def agreement(r: SharpMinimaResult):
+    """Per run: Metric 2.1 (full space, large ε) against the top Hessian eigenvalue, one panel per network."""
+    fig, axes = figure(ncols=len(r.networks), width=4.2)
+    rows = []
+    for ax, net in zip(axes, r.networks, strict=True):
+        for regime in REGIMES:
+            runs = net.of(regime)
+            x = [q["hessian_top"] for q in runs]
+            y = [value(q["full_large_eps"]) for q in runs]
+            ax.scatter(x, y, color=PALETTE[regime], label=LABELS[regime], s=40)
+            rows += [{"network": net.net, "batch": LABELS[regime], "seed": q["seed"], "top Hessian eigenvalue": a,
+                      "Metric 2.1 (full space, large ε)": b} for q, a, b in zip(runs, x, y, strict=True)]
+        ax.set(xscale="log", yscale="log", xlabel="top Hessian eigenvalue", ylabel="Metric 2.1 (full, large ε)",
+               title=net.net)
+        ax.tick_params(which="minor", labelbottom=False, labelleft=False)
+        ax.legend(fontsize=8)
+    return fig, pd.DataFrame(rows)
+
+
+def agreement_sentence(r: SharpMinimaResult) -> str:
+    parts = []
+    for net in r.networks:
+        h = [q["hessian_top"] for q in net.runs]
+        s = [value(q["full_large_eps"]) for q in net.runs]
+        rho = scipy.stats.spearmanr(h, s).statistic if len(h) > 2 else np.nan
+        parts.append(f"{net.net}: {number(rho)}")
+    return ("Spearman rank correlation between Metric 2.1 and the top Hessian eigenvalue over all runs: "
+            + ", ".join(parts) + ".")
+
+
+def cost_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """What each maximisation and the Lanczos estimate cost, in seconds and in small-batch training epochs."""
+    rows = []
+    for net in r.networks:
+        runs = net.runs
+        for space, eps in VARIANTS:
+            s = [x[f"{space}_{eps}"] for x in runs]
+            rows.append({"network": net.net, "maximisation": f"{space}, ε {_eps(r.config, eps):g}",
+                         "dimension": s[0]["dim"], "L-BFGS-B iterations": np.mean([x["iterations"] for x in s]),
+                         "loss+gradient evaluations": np.mean([x["evaluations"] for x in s]),
+                         "seconds": np.mean([x["seconds"] for x in s]),
+                         "in SB training epochs (wall)": np.mean([x["seconds"] / y["epoch_seconds"]
+                                                                   for x, y in zip(s, runs, strict=True)]),
+                         "in epochs (examples through the net)": np.mean([x["evaluations"] for x in s])
+                         * net.sizes["sharpness_examples"] / net.sizes["n_train"]})
+        rows.append({"network": net.net, "maximisation": "Lanczos, Hessian top eigenvalue",
+                     "dimension": net.n_params, "seconds": np.mean([x["hessian_seconds"] for x in runs]),
+                     "in SB training epochs (wall)": np.mean([x["hessian_seconds"] / x["epoch_seconds"]
+                                                              for x in runs])})
+    return pd.DataFrame(rows).set_index(["network", "maximisation"])
+
+
+def cost_sentence(r: SharpMinimaResult) -> str:
+    costs = cost_table(r)["in SB training epochs (wall)"]
+    eps = f"full, ε {r.config['sharpness_eps']:g}"
+    return " ".join(f"{net.net}: one full-space maximisation costs {number(costs[(net.net, eps)])} small-batch "
+                    f"epochs of wall time, one Lanczos estimate "
+                    f"{number(costs[(net.net, 'Lanczos, Hessian top eigenvalue')])}." for net in r.networks)
+
+
+def first_order_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """Metric 2.1 in the full space beside its first-order part and the gradient norm (means over seeds)."""
+    rows = []
+    for net in r.networks:
+        for regime in REGIMES:
+            row = {"network": net.net, "batch": LABELS[regime], "train loss f": net.mean(regime, "train_loss"),
+                   "gradient norm": net.mean(regime, "grad_norm"),
+                   "at initialisation": net.mean(regime, "grad_norm_init")}
+            for eps in ("large_eps", "small_eps"):
+                row[f"Metric 2.1, ε {_eps(r.config, eps):g}"] = net.mean(regime, f"full_{eps}")
+                row[f"first-order part, ε {_eps(r.config, eps):g}"] = net.mean(regime, f"first_order_{eps}")
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["network", "batch"]).map(number)
+
+
+def first_order_sentence(r: SharpMinimaResult) -> str:
+    share = {(net.net, LABELS[reg]): net.mean(reg, "first_order_large_eps") / max(net.mean(reg, "full_large_eps"),
+                                                                                   1e-12)
+             for net in r.networks for reg in REGIMES}
+    top = max(share, key=share.get)
+    return (f"At ε {r.config['sharpness_eps']:g} the first-order part is at most {percent(share[top])} of the "
+            f"measured metric ({top[0]}, {top[1]})"
+            + (": the linear term does not explain the metric's size here; the loss rises far beyond its linear "
+               "term inside a box that moves every parameter at once." if share[top] < 0.5 else
+               ": the linear term accounts for much of the metric's size."))
+
+
+# -------------------------------------------------------------------------------------- section 3: interpolation
+
+
+def interpolation(r: SharpMinimaResult):
+    """The paper's Figure 3: losses and accuracies along θ(α) = α θ_LB + (1 − α) θ_SB, one panel per network."""
+    fig, axes = figure(ncols=len(r.networks), width=5.0, height=3.8)
+    frames = []
+    for ax, net in zip(axes, r.networks, strict=True):
+        d = pd.DataFrame(net.interpolation)
+        frames.append(d.assign(network=net.net))
+        ax.plot(d["alpha"], d["train_loss"], "-", color=PALETTE["train"], label="train loss")
+        ax.plot(d["alpha"], d["test_loss"], "--", color=PALETTE["test"], label="test loss")
+        ax.set(yscale="log", xlabel=r"$\alpha$ in $\alpha\,\theta_{LB}+(1-\alpha)\,\theta_{SB}$",
+               ylabel="cross-entropy", title=f"{net.net}: SB at α = 0, LB at α = 1")
+        # plain tick labels: on a narrow log range matplotlib writes "1.3 x 10^0", which reads like 1.3e6
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+        for a, regime in ((0, "small_batch"), (1, "large_batch")):
+            ax.axvline(a, color=PALETTE[regime], lw=1, alpha=0.6)
+        acc = ax.twinx()
+        acc.plot(d["alpha"], d["train_acc"], "-o", ms=3, color=PALETTE["train"], alpha=0.6, label="train acc")
+        acc.plot(d["alpha"], d["test_acc"], "--o", ms=3, color=PALETTE["test"], alpha=0.6, label="test acc")
+        reference_line(acc, PAPER_ACCURACY[net.net][2][0], "paper's SB test acc (Keskar et al. 2017, UNVERIFIED)")
+        acc.set(ylabel="accuracy (%)", ylim=(0, 100))
+        acc.grid(False)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = acc.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+    data = pd.concat(frames).rename(columns={"train_loss": "train cross-entropy", "test_loss": "test cross-entropy",
+                                             "train_acc": "train accuracy (%)", "test_acc": "test accuracy (%)"})
+    return fig, data[["network", "alpha", "train cross-entropy", "test cross-entropy", "train accuracy (%)",
+                      "test accuracy (%)"]]
+
+
+def curvature_along_line(net: NetComparison) -> dict[str, float]:
+    """Second difference of log train loss at the two ends: which minimiser sits in the more curved valley."""
+    d = pd.DataFrame(net.interpolation)
+    a, loss = d["alpha"].to_numpy(), np.log(d["train_loss"].to_numpy())
+    h = a[1] - a[0]
+    out = {}
+    for end, name in ((0.0, "small_batch"), (1.0, "large_batch")):
+        i = int(np.argmin(np.abs(a - end)))
+        if 0 < i < len(a) - 1:
+            out[name] = float((loss[i + 1] - 2 * loss[i] + loss[i - 1]) / h**2)
+    return out
+
+
+def interpolation_sentence(r: SharpMinimaResult) -> str:
+    parts = []
+    for net in r.networks:
+        c = curvature_along_line(net)
+        if len(c) == 2:
+            parts.append(f"{net.net}: the train loss curves "
+                         + ("more sharply at the LB end" if c["large_batch"] > c["small_batch"] else
+                            "more sharply at the SB end")
+                         + f" (second difference of log loss {number(c['large_batch'])} vs "
+                         f"{number(c['small_batch'])})")
+    return "Along the line, " + "; ".join(parts) + "." if parts else ""
+
+
+# ------------------------------------------------------------------------------------------ details: extensions
+
+
+def optimizers_table(r: SharpMinimaResult) -> pd.DataFrame | None:
+    if r.optimizers is None or r.F1 is None:
+        return None
+    runs = pd.DataFrame(r.optimizers.runs)
+    f1 = r.F1
+    rows = [{"optimizer": "adam", "lr": r.config["lr"],
+             **{f"{LABELS[reg]} test acc % (ours)": f1.mean(reg, "test_acc") for reg in REGIMES},
+             **{f"{LABELS[reg]} subspace sharpness": f1.mean(reg, "subspace_large_eps") for reg in REGIMES}}]
+    for opt, g in runs.groupby("optimizer", sort=False):
+        row = {"optimizer": opt, "lr": g["lr"].iloc[0]}
+        for reg in REGIMES:
+            row[f"{LABELS[reg]} test acc % (ours)"] = g[g.regime == reg]["test_acc"].mean()
+            row[f"{LABELS[reg]} subspace sharpness"] = g[g.regime == reg]["subspace_sharpness"].mean()
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("optimizer")
+    df["report: SB test acc %"] = [REPORT_OPTIMIZERS[o][0] for o in df.index]
+    df["report: LB test acc %"] = [REPORT_OPTIMIZERS[o][1] for o in df.index]
+    return df
+
+
+def report_source() -> str:
+    return f"Report values: {REPORT_SOURCE} (one run each; –: not reported)."
+
+
+def rescaling_table(r: SharpMinimaResult) -> pd.DataFrame | None:
+    if r.F1 is None or not r.F1.rescaling:
+        return None
+    df = pd.DataFrame(r.F1.rescaling).rename(columns={
+        "alpha": "α (last BN × α, output layer × 1/α)", "test_acc": "test acc %", "test_loss": "test loss",
+        "base_loss": "f(x)", "sharpness": "Metric 2.1 (full, large ε)", "hessian_top": "top Hessian eigenvalue",
+        "param_norm": "‖θ‖"})
+    return df.set_index(df.columns[0])
+
+
+def remedy_table(r: SharpMinimaResult) -> pd.DataFrame | None:
+    if r.remedy is None or r.F1 is None:
+        return None
+    f1, rem = r.F1, pd.DataFrame(r.remedy.runs)
+    rows = [{"run": f"{LABELS[reg]}, lr {r.config['lr']:g}",
+             "test acc %": pm(f1.mean(reg, "test_acc"), f1.std(reg, "test_acc")),
+             "train acc %": pm(f1.mean(reg, "train_acc"), f1.std(reg, "train_acc")),
+             "subspace sharpness": number(f1.mean(reg, "subspace_large_eps")),
+             "top Hessian eigenvalue": number(f1.mean(reg, "hessian_top"))} for reg in REGIMES]
+    sd = (lambda k: rem[k].std(ddof=1)) if len(rem) > 1 else (lambda k: 0.0)
+    rows.append({"run": f"large batch, lr {number(r.remedy.lr)} ({r.config['remedy_scaling']} scaling)",
+                 "test acc %": pm(rem["test_acc"].mean(), sd("test_acc")),
+                 "train acc %": pm(rem["train_acc"].mean(), sd("train_acc")),
+                 "subspace sharpness": number(rem["subspace_sharpness"].mean()),
+                 "top Hessian eigenvalue": number(rem["hessian_top"].mean())})
+    return pd.DataFrame(rows).set_index("run")
+
+
+# ---------------------------------------------------------------------------------- section 4: train longer
+
+
+def hoffer_table(r: SharpMinimaResult) -> pd.DataFrame:
+    rows = []
+    for reg, name in HOFFER_RUNS.items():
+        runs = r.hoffer.of(reg)
+
+        def sd(k, runs=runs):
+            return float(np.std([x[k] for x in runs], ddof=1)) if len(runs) > 1 else 0.0
+        rows.append({"run": f"{name} ({runs[0]['batch_size']})", "updates": runs[0]["steps"],
+                     "train acc %": pm(np.mean([x["train_acc"] for x in runs]), sd("train_acc")),
+                     "test acc %": pm(np.mean([x["test_acc"] for x in runs]), sd("test_acc")),
+                     "gradient norm / at init": number(max(x["grad_norm"] / x["grad_norm_init"] for x in runs)),
+                     "‖w − w0‖": number(float(np.mean([x["distance"][-1]["distance"] for x in runs]))),
+                     "Metric 2.1 (full, large ε)": number(float(np.mean([x["full_large_eps"] for x in runs]))),
+                     "its first-order part": number(float(np.mean([x["first_order_large_eps"] for x in runs])))})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def distance(r: SharpMinimaResult):
+    """Hoffer et al.'s Figure 2: ‖w_t − w0‖ against the number of updates t (log axis), for each seed."""
+    fig, axes = figure(ncols=1, width=5.4, height=3.6)
+    ax = axes[0]
+    rows = []
+    for j, runs in enumerate(r.hoffer.per_seed):
+        for reg, style in (("small_batch", "-"), ("large_batch_long", "--")):
+            dist = pd.DataFrame(runs[reg]["distance"])
+            ax.plot(dist["step"], dist["distance"], style, color=PALETTE[reg.replace("_long", "")],
+                    label=HOFFER_RUNS[reg] if j == 0 else None)
+            rows += [{"run": HOFFER_RUNS[reg], "seed": runs[reg]["seed"], "updates t": s, "‖w_t − w0‖": d}
+                     for s, d in zip(dist["step"], dist["distance"], strict=True)]
+        plain = runs["large_batch"]
+        ax.plot(plain["steps"], plain["distance"][-1]["distance"], "o", color=PALETTE["large_batch"],
+                label="large batch, same epochs: its end" if j == 0 else None)
+    ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="F1: distance from initialisation")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.legend(fontsize=8)
+    return fig, pd.DataFrame(rows)
+
+
+def distance_sentence(r: SharpMinimaResult) -> str:
+    first = r.hoffer.per_seed[0]
+    fits = {k: log_fit(first[reg]["distance"]) for k, reg in (("SB", "small_batch"),
+                                                              ("LB, SB's updates", "large_batch_long"))}
+    power_better = [k for k, f in fits.items() if f["power_r2"] > f["r2"]]
+    return (f"Fit of ‖w − w0‖ = a + b log t over t ≥ 10 (seed {r.config['seed']}): "
+            + "; ".join(f"{k} R² {number(f['r2'])}" for k, f in fits.items())
+            + ("; a power law t^k fits " + ", ".join(f"{k} better (k = {number(fits[k]['exponent'])}, R² "
+                                                      f"{number(fits[k]['power_r2'])})" for k in power_better)
+               if power_better else "") + ".")
+
+
+def along_one_run_sentence(r: SharpMinimaResult) -> str:
+    """Metric 2.1 measured twice on one large-batch trajectory: after the same epochs and at the long run's end."""
+    h = r.hoffer
+    lb, long = h.of("large_batch"), h.of("large_batch_long")
+    metric = {k: float(np.mean([x["full_large_eps"] for x in v])) for k, v in (("plain", lb), ("long", long))}
+    first = {k: float(np.mean([x["first_order_large_eps"] for x in v])) for k, v in (("plain", lb),
+                                                                                      ("long", long))}
+    acc = {k: float(np.mean([x["train_acc"] for x in v])) for k, v in (("plain", lb), ("long", long))}
+    text = (f"On the same trajectory, Metric 2.1 (full space, ε {r.config['sharpness_eps']:g}) is "
+            f"{number(metric['plain'])} after {lb[0]['steps']} updates (train accuracy {number(acc['plain'])}%, "
+            f"first-order part {number(first['plain'])}) and {number(metric['long'])} after {long[0]['steps']} "
+            f"(train accuracy {number(acc['long'])}%, first-order part {number(first['long'])})")
+    if min(metric.values()) <= 0:
+        return text + (": a zero value is L-BFGS-B stopping at its start point when the gradient there is below "
+                       "its tolerance.")
+    change = (f"it shrinks by a factor {number(metric['plain'] / metric['long'])}" if metric["long"] < metric["plain"]
+              else f"it grows by a factor {number(metric['long'] / metric['plain'])}")
+    return (text + f": {change}, and the first-order part is {percent(first['long'] / metric['long'])} of it at the "
+            f"end. The paper's F1 values: SB {PAPER_SHARPNESS['F1'][0][0]}, LB {PAPER_SHARPNESS['F1'][1][0]}.")
