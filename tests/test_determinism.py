@@ -5,16 +5,14 @@ import json
 
 import pytest
 
-from repro.experiments import convex, intrinsic_lr, sharp_minima
+from repro.experiments import convex, intrinsic_lr
 from repro.store import Store, is_deterministic, provenance
 
-# Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here.
+# Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here. Sharp minima checks
+# its own smoke run against a second one in tests/test_sharp_minima.py.
 CASES = {
     "convex": (convex, {}),
     "intrinsic_lr": (intrinsic_lr, {}),
-    "sharp_minima": (sharp_minima, {"n_train": 400, "n_test": 100, "seeds": 1, "extension_seeds": 0,
-                                    "sharpness_examples": 100, "interp_examples": 400, "sharpness_iters": 2,
-                                    "lanczos_iters": 2, "interp_points": 3, "subspace_dim": 4, "f1_width": 8}),
 }
 
 

@@ -143,30 +143,64 @@ def cost_sentence(r: SharpMinimaResult) -> str:
 
 
 def first_order_table(r: SharpMinimaResult) -> pd.DataFrame:
-    """Metric 2.1 in the full space beside its first-order part and the gradient norm (means over seeds)."""
+    """Metric 2.1 in the full space beside its first-order part, its L-BFGS-B iterations and the gradient norm
+    (means over seeds; the share is the worst run's)."""
     rows = []
     for net in r.networks:
         for regime in REGIMES:
-            row = {"network": net.net, "batch": LABELS[regime], "train loss f": net.mean(regime, "train_loss"),
+            runs = net.of(regime)
+            row = {"network": net.net, "batch": LABELS[regime], "f": net.mean(regime, "base_loss"),
                    "gradient norm": net.mean(regime, "grad_norm"),
                    "at initialisation": net.mean(regime, "grad_norm_init")}
             for eps in ("large_eps", "small_eps"):
-                row[f"Metric 2.1, ε {_eps(r.config, eps):g}"] = net.mean(regime, f"full_{eps}")
-                row[f"first-order part, ε {_eps(r.config, eps):g}"] = net.mean(regime, f"first_order_{eps}")
+                e = f"ε {_eps(r.config, eps):g}"
+                row[f"Metric 2.1, {e}"] = net.mean(regime, f"full_{eps}")
+                row[f"first-order part, {e}"] = net.mean(regime, f"first_order_{eps}")
+                row[f"share (worst run), {e}"] = max(x[f"full_{eps}"]["first_order"] / x[f"full_{eps}"]["value"]
+                                                     if x[f"full_{eps}"]["value"] > 0 else np.inf for x in runs)
+                row[f"L-BFGS-B iterations, {e}"] = np.mean([x[f"full_{eps}"]["iterations"] for x in runs])
             rows.append(row)
     return pd.DataFrame(rows).set_index(["network", "batch"]).map(number)
 
 
+def bn_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """Metric 2.1 (full space, large ε) on the same examples with BN's batch statistics (Keras mode=2, the
+    paper's networks) and with its running statistics frozen (PyTorch's eval mode), per network and batch."""
+    rows = []
+    for net in r.networks:
+        for regime in REGIMES:
+            batch = net.mean(regime, "full_large_eps")
+            running = net.mean(regime, "full_large_eps_running")
+            rows.append({"network": net.net, "batch": LABELS[regime],
+                         "f measured on (training examples)": f"{number(net.sizes['sharpness_examples'])} of "
+                                                               f"{number(net.sizes['n_train'])}",
+                         "batch statistics (Keras mode=2)": pm(batch, net.std(regime, "full_large_eps")),
+                         "running statistics (eval mode)": pm(running, net.std(regime, "full_large_eps_running")),
+                         "eval mode / batch statistics": ratio(running / batch) if batch > 0 else "–"})
+    return pd.DataFrame(rows).set_index(["network", "batch"])
+
+
+def box_sentence(r: SharpMinimaResult) -> str:
+    """How far the boxes reach in parameter space (L2 norm of A times the box's corner), full space vs subspace."""
+    parts = []
+    for net in r.networks:
+        runs = net.of("small_batch")
+        full = np.mean([x["full_large_eps"]["radius"] for x in runs])
+        sub = np.mean([x["subspace_large_eps"]["radius"] for x in runs])
+        parts.append(f"{net.net}: {number(full)} in the full space ({number(net.n_params)} coordinates), "
+                     f"{number(sub)} in the {net.config['subspace_dim']}-dimensional subspace")
+    return (f"At ε {r.config['sharpness_eps']:g} the box reaches, in L2 norm, " + "; ".join(parts)
+            + ". With unnormalised N(0, 1) columns it would reach about √n times further in the subspace.")
+
+
 def first_order_sentence(r: SharpMinimaResult) -> str:
-    share = {(net.net, LABELS[reg]): net.mean(reg, "first_order_large_eps") / max(net.mean(reg, "full_large_eps"),
-                                                                                   1e-12)
+    share = {(net.net, LABELS[reg]): max(x["full_large_eps"]["first_order"] / max(x["full_large_eps"]["value"],
+                                                                                   1e-12) for x in net.of(reg))
              for net in r.networks for reg in REGIMES}
     top = max(share, key=share.get)
     return (f"At ε {r.config['sharpness_eps']:g} the first-order part is at most {percent(share[top])} of the "
-            f"measured metric ({top[0]}, {top[1]})"
-            + (": the linear term does not explain the metric's size here; the loss rises far beyond its linear "
-               "term inside a box that moves every parameter at once." if share[top] < 0.5 else
-               ": the linear term accounts for much of the metric's size."))
+            f"measured metric in any run ({top[0]}, {top[1]}); the regime check allows at most "
+            f"{percent(0.5)}.")
 
 
 # -------------------------------------------------------------------------------------- section 3: interpolation
@@ -239,12 +273,12 @@ def optimizers_table(r: SharpMinimaResult) -> pd.DataFrame | None:
     f1 = r.F1
     rows = [{"optimizer": "adam", "lr": r.config["lr"],
              **{f"{LABELS[reg]} test acc % (ours)": f1.mean(reg, "test_acc") for reg in REGIMES},
-             **{f"{LABELS[reg]} subspace sharpness": f1.mean(reg, "subspace_large_eps") for reg in REGIMES}}]
+             **{f"{LABELS[reg]} Metric 2.1 (subspace)": f1.mean(reg, "subspace_large_eps") for reg in REGIMES}}]
     for opt, g in runs.groupby("optimizer", sort=False):
         row = {"optimizer": opt, "lr": g["lr"].iloc[0]}
         for reg in REGIMES:
             row[f"{LABELS[reg]} test acc % (ours)"] = g[g.regime == reg]["test_acc"].mean()
-            row[f"{LABELS[reg]} subspace sharpness"] = g[g.regime == reg]["subspace_sharpness"].mean()
+            row[f"{LABELS[reg]} Metric 2.1 (subspace)"] = g[g.regime == reg]["subspace_large_eps"].map(value).mean()
         rows.append(row)
     df = pd.DataFrame(rows).set_index("optimizer")
     df["report: SB test acc %"] = [REPORT_OPTIMIZERS[o][0] for o in df.index]
@@ -261,67 +295,66 @@ def rescaling_table(r: SharpMinimaResult) -> pd.DataFrame | None:
         return None
     df = pd.DataFrame(r.F1.rescaling).rename(columns={
         "alpha": "α (last BN × α, output layer × 1/α)", "test_acc": "test acc %", "test_loss": "test loss",
-        "base_loss": "f(x)", "sharpness": "Metric 2.1 (full, large ε)", "hessian_top": "top Hessian eigenvalue",
-        "param_norm": "‖θ‖"})
+        "base_loss": "f(x)", "sharpness": "Metric 2.1 (full, large ε)", "first_order": "its first-order part",
+        "iterations": "L-BFGS-B iterations", "hessian_top": "top Hessian eigenvalue", "param_norm": "‖θ‖"})
     return df.set_index(df.columns[0])
-
-
-def remedy_table(r: SharpMinimaResult) -> pd.DataFrame | None:
-    if r.remedy is None or r.F1 is None:
-        return None
-    f1, rem = r.F1, pd.DataFrame(r.remedy.runs)
-    rows = [{"run": f"{LABELS[reg]}, lr {r.config['lr']:g}",
-             "test acc %": pm(f1.mean(reg, "test_acc"), f1.std(reg, "test_acc")),
-             "train acc %": pm(f1.mean(reg, "train_acc"), f1.std(reg, "train_acc")),
-             "subspace sharpness": number(f1.mean(reg, "subspace_large_eps")),
-             "top Hessian eigenvalue": number(f1.mean(reg, "hessian_top"))} for reg in REGIMES]
-    sd = (lambda k: rem[k].std(ddof=1)) if len(rem) > 1 else (lambda k: 0.0)
-    rows.append({"run": f"large batch, lr {number(r.remedy.lr)} ({r.config['remedy_scaling']} scaling)",
-                 "test acc %": pm(rem["test_acc"].mean(), sd("test_acc")),
-                 "train acc %": pm(rem["train_acc"].mean(), sd("train_acc")),
-                 "subspace sharpness": number(rem["subspace_sharpness"].mean()),
-                 "top Hessian eigenvalue": number(rem["hessian_top"].mean())})
-    return pd.DataFrame(rows).set_index("run")
 
 
 # ---------------------------------------------------------------------------------- section 4: train longer
 
 
-def hoffer_table(r: SharpMinimaResult) -> pd.DataFrame:
-    rows = []
-    for reg, name in HOFFER_RUNS.items():
-        runs = r.hoffer.of(reg)
+RECIPE_RUNS = {"small_batch": "SGD: small batch", "large_batch": "SGD: large batch, same epochs",
+               "large_batch_lr_gbn": "SGD: large batch, √ rate and ghost BN, same epochs",
+               "large_batch_recipe": "SGD: large batch, the full recipe (and SB's updates)"}
 
-        def sd(k, runs=runs):
-            return float(np.std([x[k] for x in runs], ddof=1)) if len(runs) > 1 else 0.0
-        rows.append({"run": f"{name} ({runs[0]['batch_size']})", "updates": runs[0]["steps"],
-                     "train acc %": pm(np.mean([x["train_acc"] for x in runs]), sd("train_acc")),
-                     "test acc %": pm(np.mean([x["test_acc"] for x in runs]), sd("test_acc")),
-                     "gradient norm / at init": number(max(x["grad_norm"] / x["grad_norm_init"] for x in runs)),
-                     "‖w − w0‖": number(float(np.mean([x["distance"][-1]["distance"] for x in runs]))),
-                     "Metric 2.1 (full, large ε)": number(float(np.mean([x["full_large_eps"] for x in runs]))),
-                     "its first-order part": number(float(np.mean([x["first_order_large_eps"] for x in runs])))})
+
+def _hoffer_row(name: str, runs: list[dict]) -> dict:
+    def sd(k: str) -> float:
+        return float(np.std([x[k] for x in runs], ddof=1)) if len(runs) > 1 else 0.0
+
+    return {"run": f"{name} ({runs[0]['batch_size']})", "updates": runs[0]["steps"],
+            "learning rate": number(runs[0]["lr"]),
+            "train acc %": pm(np.mean([x["train_acc"] for x in runs]), sd("train_acc")),
+            "test acc %": pm(np.mean([x["test_acc"] for x in runs]), sd("test_acc")),
+            "gradient norm / at init": number(max(x["grad_norm"] / x["grad_norm_init"] for x in runs)),
+            "‖w − w0‖": number(float(np.mean([x["distance"][-1]["distance"] for x in runs]))),
+            "Metric 2.1 (full, large ε)": number(float(np.mean([value(x["full_large_eps"]) for x in runs]))),
+            "its first-order part": number(float(np.mean([x["first_order_large_eps"] for x in runs]))),
+            "L-BFGS-B iterations": number(float(np.mean([x["full_large_eps"]["iterations"] for x in runs])))}
+
+
+def hoffer_table(r: SharpMinimaResult) -> pd.DataFrame:
+    """Every train-longer run: Adam (Keskar's optimizer) and Hoffer et al.'s SGD recipe, means over seeds."""
+    rows = [_hoffer_row(f"Adam: {name}", r.hoffer.of(reg)) for reg, name in HOFFER_RUNS.items()]
+    rows += [_hoffer_row(name, r.hoffer.recipe_of(reg)) for reg, name in RECIPE_RUNS.items()
+             if r.hoffer.recipe_of(reg)]
     return pd.DataFrame(rows).set_index("run")
 
 
 def distance(r: SharpMinimaResult):
-    """Hoffer et al.'s Figure 2: ‖w_t − w0‖ against the number of updates t (log axis), for each seed."""
-    fig, axes = figure(ncols=1, width=5.4, height=3.6)
-    ax = axes[0]
+    """Hoffer et al.'s Figure 2: ‖w_t − w0‖ against the number of updates t (log axis), for each seed; with Adam
+    (left) and with their SGD recipe (right)."""
+    panels = [("Adam", r.hoffer.results, HOFFER_RUNS, "large_batch_long")]
+    if r.hoffer.recipe:
+        panels.append(("SGD, Hoffer et al.'s recipe", r.hoffer.recipe, RECIPE_RUNS, "large_batch_recipe"))
+    fig, axes = figure(ncols=len(panels), width=4.6, height=3.6)
     rows = []
-    for j, runs in enumerate(r.hoffer.per_seed):
-        for reg, style in (("small_batch", "-"), ("large_batch_long", "--")):
-            dist = pd.DataFrame(runs[reg]["distance"])
-            ax.plot(dist["step"], dist["distance"], style, color=PALETTE[reg.replace("_long", "")],
-                    label=HOFFER_RUNS[reg] if j == 0 else None)
-            rows += [{"run": HOFFER_RUNS[reg], "seed": runs[reg]["seed"], "updates t": s, "‖w_t − w0‖": d}
-                     for s, d in zip(dist["step"], dist["distance"], strict=True)]
-        plain = runs["large_batch"]
-        ax.plot(plain["steps"], plain["distance"][-1]["distance"], "o", color=PALETTE["large_batch"],
-                label="large batch, same epochs: its end" if j == 0 else None)
-    ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title="F1: distance from initialisation")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.legend(fontsize=8)
+    for ax, (title, results, names, long) in zip(axes, panels, strict=True):
+        for j, res in enumerate(results):
+            runs = {x["regime"]: x for x in res.data["runs"]}
+            for reg, style in (("small_batch", "-"), (long, "--")):
+                dist = pd.DataFrame(runs[reg]["distance"])
+                ax.plot(dist["step"], dist["distance"], style, color=PALETTE["small_batch" if reg == "small_batch"
+                                                                             else "large_batch"],
+                        label=names[reg] if j == 0 else None)
+                rows += [{"optimizer": title, "run": names[reg], "seed": runs[reg]["seed"], "updates t": t,
+                          "‖w_t − w0‖": d} for t, d in zip(dist["step"], dist["distance"], strict=True)]
+            plain = runs["large_batch"]
+            ax.plot(plain["steps"], plain["distance"][-1]["distance"], "o", color=PALETTE["large_batch"],
+                    label="large batch, same epochs: its end" if j == 0 else None)
+        ax.set(xscale="log", xlabel="updates t", ylabel="‖w_t − w_0‖", title=f"F1, {title}")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.legend(fontsize=7)
     return fig, pd.DataFrame(rows)
 
 
@@ -341,18 +374,19 @@ def along_one_run_sentence(r: SharpMinimaResult) -> str:
     """Metric 2.1 measured twice on one large-batch trajectory: after the same epochs and at the long run's end."""
     h = r.hoffer
     lb, long = h.of("large_batch"), h.of("large_batch_long")
-    metric = {k: float(np.mean([x["full_large_eps"] for x in v])) for k, v in (("plain", lb), ("long", long))}
+    metric = {k: float(np.mean([value(x["full_large_eps"]) for x in v])) for k, v in (("plain", lb), ("long", long))}
     first = {k: float(np.mean([x["first_order_large_eps"] for x in v])) for k, v in (("plain", lb),
                                                                                       ("long", long))}
     acc = {k: float(np.mean([x["train_acc"] for x in v])) for k, v in (("plain", lb), ("long", long))}
-    text = (f"On the same trajectory, Metric 2.1 (full space, ε {r.config['sharpness_eps']:g}) is "
+    stopped = [x for x in lb + long if x["full_large_eps"]["iterations"] == 0]
+    text = (f"On the same Adam trajectory, Metric 2.1 (full space, ε {r.config['sharpness_eps']:g}) is "
             f"{number(metric['plain'])} after {lb[0]['steps']} updates (train accuracy {number(acc['plain'])}%, "
             f"first-order part {number(first['plain'])}) and {number(metric['long'])} after {long[0]['steps']} "
             f"(train accuracy {number(acc['long'])}%, first-order part {number(first['long'])})")
-    if min(metric.values()) <= 0:
-        return text + (": a zero value is L-BFGS-B stopping at its start point when the gradient there is below "
-                       "its tolerance.")
-    change = (f"it shrinks by a factor {number(metric['plain'] / metric['long'])}" if metric["long"] < metric["plain"]
-              else f"it grows by a factor {number(metric['long'] / metric['plain'])}")
-    return (text + f": {change}, and the first-order part is {percent(first['long'] / metric['long'])} of it at the "
-            f"end. The paper's F1 values: SB {PAPER_SHARPNESS['F1'][0][0]}, LB {PAPER_SHARPNESS['F1'][1][0]}.")
+    if stopped:
+        text += (f"; in {len(stopped)} of these runs L-BFGS-B stopped at its start (0 iterations: the gradient there "
+                 "is below its tolerance), so their value is that start, not a flat point")
+    elif min(metric.values()) > 0:
+        text += (f": it shrinks by a factor {number(metric['plain'] / metric['long'])}" if metric["long"] <
+                 metric["plain"] else f": it grows by a factor {number(metric['long'] / metric['plain'])}")
+    return (text + f". The paper's F1 values: SB {PAPER_SHARPNESS['F1'][0][0]}, LB {PAPER_SHARPNESS['F1'][1][0]}.")

@@ -20,7 +20,6 @@ from repro.train.loop import evaluate
 
 from .common import (
     Split,
-    gradient_measures,
     init_grad_norm,
     load_split,
     loss_closures,
@@ -32,21 +31,27 @@ from .config import NETWORKS, Params, net_sizes
 
 
 def measure(model: nn.Module, data: VisionData, stats, p: Params, subspace: torch.Tensor | None) -> dict:
-    """Metric 2.1 at both eps in the full space and in the subspace, the top Hessian eigenvalue, the gradient
-    norm and the metric's first-order part."""
-    theta, value_and_grad, matvec = loss_closures(model, data, stats)
-    out = gradient_measures(value_and_grad, theta, p)
+    """Metric 2.1 at both eps in the full space and in the subspace (each with its first-order part, iterations
+    and evaluations), the top Hessian eigenvalue, the gradient norm of f; and, for comparison, the full-space
+    metric at the large eps with BN's running statistics frozen (PyTorch's eval mode) instead of Keras's batch
+    statistics."""
+    theta, value_and_grad, matvec = loss_closures(model, data, stats, batch=p.bn_batch)
+    out = {}
     for name, eps in (("large_eps", p.sharpness_eps), ("small_eps", p.sharpness_eps_small)):
         for space, a in (("full", None), ("subspace", subspace)):
             s = sharpness(value_and_grad, theta, eps, subspace=a, maxiter=p.sharpness_iters, value_and_grad=True)
             out[f"{space}_{name}"] = s.to_dict()
+    _, running, _ = loss_closures(model, data, stats, bn="running", batch=p.bn_batch)
+    out["full_large_eps_running"] = sharpness(running, theta, p.sharpness_eps, maxiter=p.sharpness_iters,
+                                              value_and_grad=True).to_dict()
     start = time.perf_counter()
     ritz = lanczos(matvec, theta.numel(), p.lanczos_iters, device=theta.device, dtype=theta.dtype, seed=p.seed)
     out["hessian_top"] = float(ritz[0])
     out["hessian_seconds"] = time.perf_counter() - start
-    out["base_loss"] = out["full_large_eps"]["base_loss"]
+    full = out["full_large_eps"]
+    out |= {"base_loss": full["base_loss"], "grad_norm": full["grad_norm"], "first_order_large_eps":
+            full["first_order"], "first_order_small_eps": out["full_small_eps"]["first_order"]}
     return out
-
 
 
 def interpolate(sb: nn.Module, lb: nn.Module, split: Split, alphas: np.ndarray, n_examples: int,
@@ -92,7 +97,7 @@ def seed_experiment(p: Params, net: str, i: int, device: torch.device) -> dict:
     measure_set = split.train.subset(sizes["sharpness_examples"])
     runs, models = [], {}
     subspace = None
-    g0 = init_grad_norm(net, p.seed + i, split, measure_set, p.f1_width)
+    g0 = init_grad_norm(net, p.seed + i, split, measure_set, p)
     for regime, bs, epochs in (("small_batch", sizes["small"], sizes["epochs"]),
                                ("large_batch", sizes["large"], sizes["large_epochs"])):
         model, row = train_run(net, split, seed=p.seed + i, batch_size=bs, epochs=epochs, lr=p.lr,
@@ -133,25 +138,26 @@ def merge_seeds(p: Params, net: str, seed_runs: list[dict]) -> dict:
 
 def rescaling_check(model: nn.Module, split: Split, measure_set: VisionData, p: Params,
                     device: torch.device) -> list[dict]:
-    """The same function under three parametrisations: its accuracy, Metric 2.1 and top Hessian eigenvalue."""
+    """The same function under three parametrisations: its accuracy, Metric 2.1 (full space, large eps, with its
+    first-order part and iterations) and top Hessian eigenvalue."""
     rows = []
     for alpha in (1 / p.dinh_alpha, 1.0, p.dinh_alpha):
         m = rescale_last_layer(model, alpha)
         test_loss, test_acc = evaluate(m, split.test, *split.stats)
-        theta, value_and_grad, matvec = loss_closures(m, measure_set, split.stats)
+        theta, value_and_grad, matvec = loss_closures(m, measure_set, split.stats, batch=p.bn_batch)
         s = sharpness(value_and_grad, theta, p.sharpness_eps, maxiter=p.sharpness_iters, value_and_grad=True)
         top = lanczos(matvec, theta.numel(), p.lanczos_iters, device=device, dtype=theta.dtype, seed=p.seed)
         rows.append({"alpha": alpha, "test_loss": test_loss, "test_acc": 100 * test_acc,
-                     "base_loss": s.base_loss, "sharpness": s.value, "hessian_top": float(top[0]),
-                     "param_norm": float(theta.norm())})
+                     "base_loss": s.base_loss, "sharpness": s.value, "first_order": s.first_order,
+                     "iterations": s.iterations, "hessian_top": float(top[0]), "param_norm": float(theta.norm())})
     return rows
 
 
 def summarize(runs: list[dict]) -> dict:
     """Mean and std over seeds of each regime's accuracies, sharpness values and Hessian eigenvalue."""
     out = {}
-    keys = ["train_acc", "test_acc", "train_loss", "hessian_top", "grad_norm", "grad_norm_init",
-            "first_order_large_eps", "first_order_small_eps",
+    keys = ["train_acc", "test_acc", "train_loss", "base_loss", "hessian_top", "grad_norm", "grad_norm_init",
+            "first_order_large_eps", "first_order_small_eps", "full_large_eps_running",
             *(f"{s}_{e}" for s in ("full", "subspace") for e in ("large_eps", "small_eps"))]
     for regime in ("small_batch", "large_batch"):
         rows = [r for r in runs if r["regime"] == regime]

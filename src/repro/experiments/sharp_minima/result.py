@@ -120,33 +120,27 @@ class Optimizers:
 
 
 @dataclasses.dataclass(frozen=True)
-class Remedy:
-    """F1's large batch with Hoffer et al.'s learning-rate scaling, same seeds and epochs as the Adam runs."""
-
-    result: Result
-
-    @property
-    def runs(self) -> list[dict]:
-        return self.result.data["runs"]
-
-    @property
-    def lr(self) -> float:
-        return float(self.result.metrics["lr"])
-
-
-@dataclasses.dataclass(frozen=True)
 class Hoffer:
-    """Hoffer et al.'s runs on F1, one stored result per seed: small batch, large batch after the same epochs,
-    and the large batch given the small batch's number of updates."""
+    """Hoffer et al.'s runs on F1, one stored result per seed each. `results`, with Keskar's Adam: small batch
+    ("small_batch"), large batch after the same epochs ("large_batch") and given the small batch's number of
+    updates ("large_batch_long"). `recipe`, with their SGD regime: small batch, large batch after the same epochs,
+    the large batch with the scaled rate and ghost batch norm after the same epochs ("large_batch_lr_gbn") and with
+    their full recipe ("large_batch_recipe")."""
 
     results: tuple[Result, ...]
+    recipe: tuple[Result, ...] = ()
 
     def of(self, regime: str) -> list[dict]:
+        """The Adam runs of one regime, in seed order."""
         return [r for res in self.results for r in res.data["runs"] if r["regime"] == regime]
+
+    def recipe_of(self, regime: str) -> list[dict]:
+        """The SGD runs of one regime, in seed order."""
+        return [r for res in self.recipe for r in res.data["runs"] if r["regime"] == regime]
 
     @property
     def per_seed(self) -> list[dict[str, dict]]:
-        """Each seed's runs by regime."""
+        """Each seed's Adam runs by regime."""
         return [{r["regime"]: r for r in res.data["runs"]} for res in self.results]
 
     @property
@@ -165,7 +159,6 @@ class SharpMinimaResult:
     C3: NetComparison | None = None
     C4: NetComparison | None = None
     optimizers: Optimizers | None = None
-    remedy: Remedy | None = None
     hoffer: Hoffer | None = None
 
     @property
@@ -178,8 +171,7 @@ class SharpMinimaResult:
         out: dict[str, Result] = {n.net: n.result for n in self.networks}
         if self.optimizers is not None:
             out["optimizers"] = self.optimizers.result
-        if self.remedy is not None:
-            out["remedy"] = self.remedy.result
         if self.hoffer is not None:
-            out |= {f"hoffer, run {i}": r for i, r in enumerate(self.hoffer.results)}
+            out |= {f"hoffer, Adam, run {i}": r for i, r in enumerate(self.hoffer.results)}
+            out |= {f"hoffer, recipe, run {i}": r for i, r in enumerate(self.hoffer.recipe)}
         return out
