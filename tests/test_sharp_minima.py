@@ -179,9 +179,9 @@ def test_log_fit_recovers_a_logarithmic_law():
 # ---------------------------------------------------------------------------------- synthetic results, verdicts
 
 
-def metric(value: float, first: float, iterations: int = 10) -> dict:
-    return {"value": value, "first_order": first, "iterations": iterations, "evaluations": 12, "seconds": 1.0,
-            "base_loss": 0.01, "max_loss": 0.02, "grad_norm": 0.01, "radius": 1.0, "dim": 100, "eps": 1e-3}
+def metric(value: float, first: float, eps: float = 1e-3) -> dict:
+    return {"value": value, "first_order": first, "iterations": 10, "evaluations": 12, "seconds": 1.0,
+            "base_loss": 0.01, "max_loss": 0.02, "grad_norm": 0.01, "radius": 1.0, "dim": 100, "eps": eps}
 
 
 def run_row(regime: str, seed: int, test: float, *, train: float = 99.5, grad: float = 0.01, m: float = 10.0,
@@ -190,8 +190,8 @@ def run_row(regime: str, seed: int, test: float, *, train: float = 99.5, grad: f
     return {"regime": regime, "seed": seed, "test_acc": test, "train_acc": train, "train_loss": 0.01,
             "grad_norm": grad, "grad_norm_init": 1.0, "hessian_top": m, "epoch_seconds": 1.0, "hessian_seconds": 1.0,
             "base_loss": 0.01, "first_order_large_eps": first, "first_order_small_eps": first / 2,
-            "full_large_eps": metric(m, first), "full_small_eps": metric(m / 2, first / 2),
-            "subspace_large_eps": metric(m / 10, first / 10), "subspace_small_eps": metric(m / 20, first / 20),
+            "full_large_eps": metric(m, first), "full_small_eps": metric(m / 2, first / 2, 5e-4),
+            "subspace_large_eps": metric(m / 10, first / 10), "subspace_small_eps": metric(m / 20, first / 20, 5e-4),
             "full_large_eps_running": metric(10 * m, first), "steps": steps, "batch_size": batch, "lr": 0.1,
             "distance": [{"step": int(s), "distance": distance * (0.2 + np.log(s))} for s in t]}
 
@@ -259,7 +259,8 @@ def test_first_order_share_threshold_at_its_boundary():
     assert V.MAX_FIRST_ORDER_SHARE.value == 0.5
     assert V.minimiser_regime(ok).ok
     failed = V.minimiser_regime(bad).failed
-    assert [c.name for c in failed] == ["LB first-order part / max(Metric 2.1, 0.200) (worst run)"]
+    assert [c.name for c in failed] == [f"LB first-order part / max(Metric 2.1, 0.200), ε {e} (worst run)"
+                                        for e in ("0.001", "0.0005")]
     # below the floor a first-order part under 0.1 is negligible whatever the (inexact) metric found
     assert V.minimiser_regime(pair([98.0, 98.0], [97.0, 97.0], lb_m=(0.01, 0.01), first=0.1)).ok
     assert not V.minimiser_regime(pair([98.0, 98.0], [97.0, 97.0], lb_m=(0.01, 0.01), first=0.1001)).ok

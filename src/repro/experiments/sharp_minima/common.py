@@ -169,7 +169,8 @@ def init_grad_norm(net: str, seed: int, split: Split, measure_set: VisionData, p
 
 @torch.no_grad()
 def recompute_bn(model: nn.Module, data: VisionData, stats, batch_size: int) -> None:
-    """Re-estimate BN running statistics on `data` (cumulative average over batches), dropout off."""
+    """Re-estimate BN running statistics on `data` (cumulative average over nearly equal batches of at most
+    `batch_size` examples, covering all of `data`), dropout off."""
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     model.eval()
     saved = [m.momentum for m in bns]
@@ -177,8 +178,8 @@ def recompute_bn(model: nn.Module, data: VisionData, stats, batch_size: int) -> 
         m.reset_running_stats()
         m.momentum = None
         m.train()
-    for i in range(0, len(data) - batch_size + 1, batch_size):
-        model(normalize(data.x[i:i + batch_size], *stats))
+    for idx in torch.arange(len(data), device=data.x.device).tensor_split(-(-len(data) // batch_size)):
+        model(normalize(data.x[idx], *stats))
     for m, mom in zip(bns, saved, strict=True):
         m.momentum = mom
     model.eval()

@@ -54,8 +54,13 @@ def measure(model: nn.Module, data: VisionData, stats, p: Params, subspace: torc
     return out
 
 
+# BN statistics along the interpolation line: batches of this many training images (the estimate is a cumulative
+# average over them, so their size matters little; small batches only cost time)
+INTERP_BN_BATCH = 500
+
+
 def interpolate(sb: nn.Module, lb: nn.Module, split: Split, alphas: np.ndarray, n_examples: int,
-                batch_size: int) -> list[dict]:
+                batch_size: int = INTERP_BN_BATCH) -> list[dict]:
     """theta(alpha) = alpha theta_LB + (1 - alpha) theta_SB over the parameters; BN statistics re-estimated at
     each alpha on the first n_examples training images; losses and accuracies in eval mode."""
     theta_sb = nn.utils.parameters_to_vector(sb.parameters()).detach()
@@ -113,7 +118,7 @@ def seed_experiment(p: Params, net: str, i: int, device: torch.device) -> dict:
     if i == 0:
         alphas = np.linspace(-1, 2, p.interp_points)
         out["interpolation"] = interpolate(models["small_batch"], models["large_batch"], split, alphas,
-                                           sizes["interp_examples"], sizes["small"])
+                                           sizes["interp_examples"])
         out["n_params"] = sum(q.numel() for q in models["small_batch"].parameters())
         if net == "F1":
             out["rescaling"] = rescaling_check(models["small_batch"], split, measure_set, p, device)

@@ -22,6 +22,11 @@ from .hoffer import log_fit
 from .paper import PAPER_ACCURACY, PAPER_SHARPNESS, REPORT_OPTIMIZERS
 from .result import VARIANTS, Hoffer, NetComparison, SharpMinimaResult, value
 
+# The claim's sharpness is the full-space metric (the paper's Table 3). In a 100-dimensional subspace with unit
+# columns the box reaches only eps sqrt(p) in parameter space, and the metric there is its first-order part: shown,
+# not judged.
+FULL_SPACE = ("full_large_eps", "full_small_eps")
+
 MIN_TRAIN_ACC = Threshold(99.0, "%", "Keskar et al.'s minimisers reach 99.1-99.99% train accuracy (Table 2); a "
                                      "network below 99% has not reached their regime")
 MAX_GRAD_RATIO = Threshold(0.1, "", "at a minimiser the gradient of f is 0; one that has not fallen by a factor 10 "
@@ -93,10 +98,15 @@ def first_order_share(first_order: float, metric: float) -> float:
     return first_order / max(metric, FIRST_ORDER_FLOOR.value)
 
 
-def metric_conditions(label: str, runs: list[dict], key: str = "full_large_eps") -> list[Condition]:
-    share = max(first_order_share(r[key]["first_order"], r[key]["value"]) for r in runs)
-    return [at_most(f"{label} first-order part / max(Metric 2.1, {number(FIRST_ORDER_FLOOR.value)}) (worst run)",
-                    share, MAX_FIRST_ORDER_SHARE.value)]
+def metric_conditions(label: str, runs: list[dict]) -> list[Condition]:
+    """Both full-space variants, in every run: the metric is not its gradient's linear term."""
+    out = []
+    for key in FULL_SPACE:
+        eps = runs[0][key]["eps"]
+        share = max(first_order_share(r[key]["first_order"], r[key]["value"]) for r in runs)
+        out.append(at_most(f"{label} first-order part / max(Metric 2.1, {number(FIRST_ORDER_FLOOR.value)}), ε {eps:g} "
+                           "(worst run)", share, MAX_FIRST_ORDER_SHARE.value))
+    return out
 
 
 def minimiser_regime(net: NetComparison) -> Regime:
@@ -138,7 +148,7 @@ def sharper_and_worse(net: NetComparison) -> Verdict:
     gaps = net.test_gaps
     gap, gap_half = interval(gaps)
     worse = called(gaps)
-    sharper = [called(net.log_ratios(*v)) for v in VARIANTS]
+    sharper = [called(net.log_ratios(*key.split("_", 1))) for key in FULL_SPACE]
     sharp = 1 if all(x == 1 for x in sharper) else -1 if any(x == -1 for x in sharper) else 0
     paper = PAPER_SHARPNESS[net.net]
     paper_gap = PAPER_ACCURACY[net.net][2][0] - PAPER_ACCURACY[net.net][3][0]
@@ -148,15 +158,14 @@ def sharper_and_worse(net: NetComparison) -> Verdict:
         claim=f"{net.net}: large batches generalise worse and sit in sharper minima",
         source="Keskar et al. 2017, Tables 2-3", section=net.net,
         paper=f"gap {number(paper_gap)} points; Metric 2.1 SB {number(paper[0][0])}, LB {number(paper[1][0])}",
-        ours=f"gap {pm(gap, gap_half)} points; Metric 2.1 SB {number(sb)}, LB {number(lb)}",
-        test=f"SB − LB test accuracy called above 0, and LB/SB called above 1 for all four Metric 2.1 variants "
-             f"(log ratios; full space and subspace, both ε); {how_called(net.seeds)}; partly: one of the two; "
-             "not reproduced: neither, with one called against",
+        ours=f"gap {pm(gap, gap_half)} points (95%); Metric 2.1 SB {number(sb)}, LB {number(lb)}",
+        test=f"SB − LB test accuracy called above 0, and LB/SB of Metric 2.1 in the full space called above 1 at "
+             f"both ε (log ratios); {how_called(net.seeds)}; partly: one of the two; not reproduced: neither, with "
+             "one called against",
         status=status_of_parts([worse, sharp]), regime=minimiser_regime(net),
         extra={"test_gap": gap, "test_gap_interval": gap_half, "metric_sb": sb, "metric_lb": lb,
                "ratios": {f"{s}_{e}": net.variant_ratio(s, e) for s, e in VARIANTS},
-               "called": {"worse": worse, "sharper": dict(zip([f"{s}_{e}" for s, e in VARIANTS], sharper,
-                                                              strict=True))}})
+               "called": {"worse": worse, "sharper": dict(zip(FULL_SPACE, sharper, strict=True))}})
 
 
 def reparametrisation(net: NetComparison) -> Verdict:
@@ -201,7 +210,7 @@ def gap_closed(key: str, claim: str, source: str, section: str, paper: str, sb: 
             NOT_REPRODUCED
     return Verdict(
         key=key, claim=claim, source=source, section=section, paper=paper,
-        ours=f"gap {pm(g, gh)} → {pm(r, rh)} points",
+        ours=f"gap {pm(g, gh)} → {pm(r, rh)} points (95%)",
         test=f"the SB − LB test gap after the same epochs called above 0; {fix} gains over the plain LB (called) and "
              f"leaves no gap called; {how_called(len(gap))}; inconclusive: no gap called",
         status=status, regime=regime,
@@ -255,7 +264,7 @@ def optimizers(result: SharpMinimaResult) -> Verdict:
     return Verdict(
         key="sgd-gap", claim="F1 with plain SGD: large batches generalise worse too", source="course report, §3.2",
         section="optimizers", paper=f"gap {number(report[0] - report[1])} points (one run)",
-        ours=f"gap {pm(g, gh)} points", test=f"SB − LB test accuracy called above 0; {how_called(len(gap))}",
+        ours=f"gap {pm(g, gh)} points (95%)", test=f"SB − LB test accuracy called above 0; {how_called(len(gap))}",
         status=status_of_parts([called(gap)]),
         regime=runs_regime("F1 with SGD", "SB and LB minimisers", [("SB", sb), ("LB", lb)]),
         extra={"gap": g, "gap_interval": gh})
