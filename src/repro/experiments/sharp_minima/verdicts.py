@@ -270,6 +270,16 @@ def optimizers(result: SharpMinimaResult) -> Verdict:
         extra={"gap": g, "gap_interval": gh})
 
 
+def regimes(result: SharpMinimaResult) -> list[Regime]:
+    """The regimes of the claims in the result, for the page's regime table."""
+    out = [minimiser_regime(net) for net in result.networks]
+    if result.hoffer is not None:
+        out += [distance_regime(result.hoffer), train_longer_regime(result.hoffer)]
+        if result.hoffer.recipe:
+            out.append(recipe_regime(result.hoffer))
+    return out
+
+
 def verdicts(result: SharpMinimaResult) -> list[Verdict]:
     """Every claim whose section is in the result."""
     out = [sharper_and_worse(net) for net in result.networks]
