@@ -76,7 +76,7 @@ def test_units_cover_the_paper_preset_exactly_once(chapter):
     units = chapter_units(chapter, "paper")
     p = resolve(chapter, "paper")
     expected = {"learning_order": lambda: 3 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise),
-                "sharp_minima": lambda: (len(p.network_list()) + 1) * p.seeds + 1 + (p.extension_seeds > 0),
+                "sharp_minima": lambda: (len(p.network_list()) + 2) * p.seeds + (p.extension_seeds > 0),
                 "catapult": lambda: 7 + p.eos_lrs, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
                 "noise_scale": lambda: len(p.points())}[chapter]()
     assert len(units) == expected
@@ -109,11 +109,11 @@ def _payload(unit: Unit, preset: str, metrics=None) -> dict:
 def test_budget_logic_on_a_fake_clock(recorded, tmp_path):
     """Units run in order of value while their estimate fits; a unit that does not fit is passed over for a
     smaller one; a unit that overruns is stopped at the deadline and the campaign ends there."""
-    units = chapter_units("sharp_minima", "smoke")  # net/F1/seed0, net/F1/seed1, remedy, hoffer/seed0, 1: F1 work
+    units = chapter_units("sharp_minima", "smoke")  # net/F1/seed0, net/F1/seed1, hoffer/seed0, recipe/seed0, ...
     rate = 10.0
     est = {u.name: C.OVERHEAD_S + u.work.images / rate for u in units}
     now = [0.0]
-    true = est | {"remedy": 3 * est["remedy"]}  # the remedy overruns
+    true = est | {"hoffer/seed0": 3 * est["hoffer/seed0"]}  # the first train-longer unit overruns
     calls = []
 
     def execute(unit, preset, timeout, ckpt):
@@ -124,16 +124,17 @@ def test_budget_logic_on_a_fake_clock(recorded, tmp_path):
         now[0] += true[unit.name]
         return "ok", _payload(unit, preset)
 
-    budget = est["net/F1/seed0"] + est["remedy"] + 10.0  # the first and the remedy fit, the others do not
-    assert all(e > est["remedy"] + 10.0 for k, e in est.items() if k not in ("net/F1/seed0", "remedy"))
+    budget = est["net/F1/seed0"] + est["hoffer/seed0"] + 10.0  # the first and hoffer/seed0 fit, the others do not
+    assert all(e > est["hoffer/seed0"] + 10.0 for k, e in est.items() if k not in ("net/F1/seed0", "hoffer/seed0",
+                                                                                   "hoffer/seed1"))
     report = C.run_campaign(budget, tmp_path / "out", "smoke", ["sharp_minima"], execute=execute,
                             rates={"F1": rate}, margin_s=5.0, clock=lambda: now[0], echo=False)
-    assert [c[0] for c in calls] == ["net/F1/seed0", "remedy"]
-    assert calls[1][1] == pytest.approx(budget - 5.0 - est["net/F1/seed0"])  # the time left: the remedy's timeout
-    assert report.finished == ["sharp_minima:net/F1/seed0"] and report.failed == ["sharp_minima:remedy"]
+    assert [c[0] for c in calls] == ["net/F1/seed0", "hoffer/seed0"]
+    assert calls[1][1] == pytest.approx(budget - 5.0 - est["net/F1/seed0"])  # the time left: its timeout
+    assert report.finished == ["sharp_minima:net/F1/seed0"] and report.failed == ["sharp_minima:hoffer/seed0"]
     assert now[0] <= budget - 5.0
     assert [s.state for s in unit_status(units, "smoke")] == ["recorded"] + ["pending"] * (len(units) - 1)
-    assert C.pick(report.plan, 1e9, 1.0, {"sharp_minima:net/F1/seed1"}).unit.name == "remedy"
+    assert C.pick(report.plan, 1e9, 1.0, {"sharp_minima:net/F1/seed1"}).unit.name == "hoffer/seed0"
     assert C.pick(report.plan, min(est.values()) - 1, 1.0, set()) is None  # nothing left fits
 
 
@@ -257,10 +258,11 @@ def test_bad_campaign_arguments_stop_with_one_line(argv, message, capsys):
 def test_sharp_minima_units_estimate_training_and_measurement_passes():
     p = resolve("sharp_minima", "paper")
     f1 = {u.name: u for u in chapter_units("sharp_minima", "paper") if u.name.startswith("net/F1/")}
-    assert list(f1) == [f"net/F1/seed{i}" for i in range(5)]
+    assert list(f1) == [f"net/F1/seed{i}" for i in range(3)]
     train = p.epochs * (60_000 // 256 * 256) + p.large_batch_epochs * (60_000 // 6000 * 6000)
-    measure = 2 * 10_000 * (4 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
-    interp = 25 * (2 * 50_000 + 10_000) / 3  # the first seed only
+    # five Metric 2.1 maximisations (four variants, and eval-mode BN) and Lanczos on all 60,000 training images
+    measure = 2 * 60_000 * (5 * 1.5 * p.sharpness_iters + 2 * p.lanczos_iters)
+    interp = 25 * (2 * 10_000 + 10_000) / 3  # the first seed only
     assert f1["net/F1/seed0"].work.model == "F1"
     assert f1["net/F1/seed0"].work.images == pytest.approx(train + measure + interp)
     assert f1["net/F1/seed1"].work == sharp_minima.Work("F1", train + measure)

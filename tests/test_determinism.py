@@ -5,19 +5,15 @@ import json
 
 import pytest
 
-from repro.experiments import convex, sharp_minima
+from repro.experiments import convex
 from repro.experiments.noise_scale import point as noise_scale_point
 from repro.store import Store, is_deterministic, provenance
 
-# Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here. The intrinsic-LR
-# chapter checks this in its own tests, on the smoke run they share.
+# Smoke scale. Sharp minima and intrinsic LR check their own smoke runs against a second one in their test files.
 CASES = {
     "convex": (convex, {}),
     # one run of the capstone's grid; the whole grid and its merge are checked in test_noise_scale.py
     "noise_scale.point": (noise_scale_point, {}),
-    "sharp_minima": (sharp_minima, {"n_train": 400, "n_test": 100, "seeds": 1, "extension_seeds": 0,
-                                    "sharpness_examples": 100, "interp_examples": 400, "sharpness_iters": 2,
-                                    "lanczos_iters": 2, "interp_points": 3, "subspace_dim": 4, "f1_width": 8}),
 }
 
 

@@ -1,6 +1,8 @@
-"""Keskar et al.'s networks: F1 (MNIST) as re-implemented by Hoffer et al., and C1 (shallow AlexNet-like,
-CIFAR) as in the official `network_zoo.py`. The official C1 used Keras-1 batch-statistics BN at test time too;
-here BatchNorm is PyTorch's (running statistics in eval mode)."""
+"""Keskar et al.'s networks: F1 (MNIST) as re-implemented by Hoffer et al., and C1 (shallow AlexNet-like, CIFAR)
+and C2 (VGG-like) as in the official `network_zoo.py`. The official networks used Keras-1's
+`BatchNormalization(mode=2)`, which normalises by the batch's statistics at test time too; here BatchNorm is
+PyTorch's, and the chapter chooses per measurement which statistics it uses (repro.experiments.sharp_minima.common
+.f_mode). F1 optionally has Hoffer et al.'s ghost batch norm."""
 
 from __future__ import annotations
 
@@ -8,14 +10,33 @@ import torch
 from torch import nn
 
 
-class F1(nn.Module):
-    """784 -> 5 x [Linear 512, BN, ReLU] -> Linear 10."""
+class GhostBatchNorm1d(nn.BatchNorm1d):
+    """Hoffer et al. 2017's ghost batch norm: in training, a batch larger than `ghost_batch` is split into
+    round(batch / ghost_batch) nearly equal ghost batches, each normalised by its own statistics (and each updating
+    the running statistics, as their code does by feeding the ghost batches one after the other). In eval mode, or
+    with `ghost_batch` 0, it is plain BatchNorm; parameters and buffers are BatchNorm1d's."""
 
-    def __init__(self, in_features: int = 784, width: int = 512, depth: int = 5, num_classes: int = 10):
+    def __init__(self, features: int, ghost_batch: int = 0):
+        super().__init__(features)
+        self.ghost_batch = ghost_batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.ghost_batch) or len(x) < 2 * self.ghost_batch:
+            return super().forward(x)
+        return torch.cat([super(GhostBatchNorm1d, self).forward(part)
+                          for part in x.tensor_split(round(len(x) / self.ghost_batch))])
+
+
+class F1(nn.Module):
+    """784 -> 5 x [Linear 512, BN, ReLU] -> Linear 10; with `ghost_batch` > 0 the BNs are ghost batch norms."""
+
+    def __init__(self, in_features: int = 784, width: int = 512, depth: int = 5, num_classes: int = 10,
+                 ghost_batch: int = 0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         for i in range(depth):
-            layers += [nn.Linear(in_features if i == 0 else width, width), nn.BatchNorm1d(width), nn.ReLU()]
+            layers += [nn.Linear(in_features if i == 0 else width, width), GhostBatchNorm1d(width, ghost_batch),
+                       nn.ReLU()]
         layers.append(nn.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)
 
