@@ -1,0 +1,235 @@
+"""The catapult chapter's verdicts: every threshold named, with its unit and why; the regimes each claim needs; and
+`verdicts(result)`, which judges a book-scale run and recorded paper-scale units alike (a section that is None was
+not computed, and its claims are skipped)."""
+
+from __future__ import annotations
+
+import math
+
+from repro.fmt import number, percent, signed
+from repro.regime import INCONCLUSIVE, Regime, at_least, at_most
+from repro.verdict import NOT_REPRODUCED, PARTLY, REPRODUCED, Threshold, Verdict, status_of
+
+from .eos import EOS_REACH, EosRun, EosSection
+from .linear import LinearSection, LinearSweep
+from .nets import FIT_ACCURACY, NetsSection, NetSweep
+from .phases import LOGISTIC_LR_CRIT, THEORY_LR_CRIT, THEORY_LR_MAX
+from .result import CatapultResult
+from .uv import UvSection
+
+LEWKOWYCZ = "Lewkowycz et al. 2020"
+HUANG = "Huang et al. (deep linear, logistic loss)"
+COHEN = "Cohen et al. 2021"
+
+# ----------------------------------------------------------------------------------------------- thresholds
+
+UV_EDGE_STEPS = Threshold(2, "grid steps", "the first grid rate past an edge lies within one grid step of it; a "
+                                           "second step allows the finite width's shift of the edge")
+LOGISTIC_EDGE_WINDOW = Threshold(1.0, "", "eta lambda0 within 1 of 8: a finite width and a finite number of steps "
+                                          "move the first visible spike, the squared loss's 2 is far outside")
+NET_EDGE_STEPS = Threshold(2, "grid steps", "the first spike within two steps of the sweep's grid above 2: the "
+                                            "edge is resolved to one step, and a weak first spike may need one more")
+CATAPULT_FLAT_SHARE = Threshold(0.8, "", "most catapult runs end flatter than the edge, eta lambda_final < 2: a "
+                                         "rare run near the divergence edge may stop before its curvature settles")
+ACCURACY_GAIN = Threshold(0.005, "", "half a point of test accuracy: a smaller difference counts as none (one seed "
+                                     "of one subset; the test set's own sampling error is about that size)")
+MIN_TRAIN_ACCURACY = Threshold(FIT_ACCURACY, "", "Lewkowycz et al. compare trained networks: each compared run fits "
+                                                 "its training set")
+LAZY_START_LOSS = Threshold(1.05, "", "a centred network starts at the zero output's loss (1/2 for one-hot "
+                                      "targets), the lazy regime's starting point")
+LAZY_NTK_CHANGE = Threshold(0.1, "", "in the lazy regime the NTK hardly moves: lambda within 10% of lambda0 at "
+                                     "the smallest rate")
+MINIMUM_SPREAD = Threshold(1.01, "", "a flatter *minimum* needs runs that reached the minimum: the stable runs' "
+                                     "final losses within 1% of each other")
+EOS_BAND = (Threshold(0.9, "", "Cohen et al. see the squared loss's sharpness oscillate just above 2/eta; a 12-step "
+                               "Lanczos estimate is good to a few percent"),
+            Threshold(1.2, "", "above 2/eta by at most 20%"))
+EOS_LOSS_DROP = Threshold(0.5, "", "a network that trained: its final loss at most half its initial loss")
+EOS_REACH_BY = Threshold(2 / 3, "", "the edge reached within the first two thirds of training, so the last third "
+                                    "is all at the edge")
+EOS_REACHED = Threshold(EOS_REACH, "", "the sharpness reached 90% of 2/eta")
+
+
+def _nan(x: float) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _numbers(extra: dict[str, float]) -> dict[str, float | None]:
+    """Machine-readable numbers for verdicts.json: NaN (not measured) becomes None, as strict JSON has no NaN."""
+    return {k: None if _nan(float(v)) else float(v) for k, v in extra.items()}
+
+
+def _rate(x: float) -> str:
+    return "none in the sweep" if _nan(x) else number(x)
+
+
+# ---------------------------------------------------------------------------------------------------- regimes
+
+
+def net_regimes(net: NetSweep) -> tuple[Regime, Regime]:
+    """The two regimes a network's verdicts need. Phase labels: a network that starts lazy, its centred output's
+    loss at most LAZY_START_LOSS times the zero output's (1/2 for one-hot targets), and whose smallest rate stays
+    lazy (loss monotone, NTK within LAZY_NTK_CHANGE of lambda0). The generalisation comparison: both compared
+    networks fit their training set, since Lewkowycz et al. compare trained networks."""
+    phase = Regime(f"{net.label}, phase labels", "a network that starts in the lazy regime", [
+        at_most("initial loss / zero-output loss", net.initial_loss / 0.5, float(LAZY_START_LOSS)),
+        at_most("smallest rate: |λ_final / λ0 − 1|", net.lazy_lambda_change, float(LAZY_NTK_CHANGE)),
+        at_most("smallest rate: largest loss rise (1 = none)", 1.0 if net.smallest_rate_outcome == "lazy" else 2.0,
+                1.0)])
+    fit = Regime(f"{net.label}, generalisation", "networks that fit their training set", [
+        at_least(f"train accuracy, best {side} rate" + (" + small-LR phase" if annealed else ""),
+                 net.best[(side, annealed)].train_accuracy, float(MIN_TRAIN_ACCURACY))
+        for annealed in (False, True) for side in ("lazy", "catapult")])
+    return phase, fit
+
+
+def minimum_regime(sweep: LinearSweep) -> Regime:
+    return Regime(f"deep linear, {sweep.kind} data", "runs that reached the minimum",
+                  [at_most("largest / smallest final loss of the stable runs", sweep.final_loss_spread,
+                           float(MINIMUM_SPREAD))])
+
+
+def eos_regime(run: EosRun, label: str) -> Regime:
+    """What the edge-of-stability verdict needs: a network that trained, and a sharpness that reached the edge
+    early enough that the last third of training is all at it."""
+    return Regime(label, "a network that trained and whose sharpness reached 2/η", [
+        at_most("final loss / initial loss", run.loss_drop, float(EOS_LOSS_DROP)),
+        at_least("largest sharpness / (2/η)", run.max_sharpness_ratio, float(EOS_REACHED)),
+        at_most("first step at 0.9 × 2/η, fraction of training", run.reached_fraction, float(EOS_REACH_BY))])
+
+
+def regimes(result: CatapultResult) -> list[Regime]:
+    """Every regime the verdicts check, for the page's regime table."""
+    out: list[Regime] = []
+    if result.nets is not None:
+        out += [r for net in result.nets.networks.values() for r in net_regimes(net)]
+    if result.linear is not None:
+        out += [minimum_regime(s) for k, s in result.linear.kinds.items() if k != "separable"]
+    if result.eos is not None:
+        out += [eos_regime(r, f"fc-tanh at 2/η = {number(r.edge)}") for r in result.eos.runs]
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- verdicts
+
+
+def uv_verdicts(uv: UvSection) -> list[Verdict]:
+    step = uv.grid_step
+    crit_ok = abs(uv.lr_crit - THEORY_LR_CRIT) <= float(UV_EDGE_STEPS) * step
+    max_ok = abs(uv.lr_max - THEORY_LR_MAX) <= float(UV_EDGE_STEPS) * step
+    log_ok = abs(uv.logistic_lr_crit - LOGISTIC_LR_CRIT) <= float(LOGISTIC_EDGE_WINDOW)
+    return [
+        Verdict(key="uv-edges", claim=r"uv model: lazy below $\eta\lambda_0=2$, catapult up to 4, divergent above",
+                source=f"{LEWKOWYCZ} (uv model)", paper="2 and 4 (theory)",
+                ours=f"{number(uv.lr_crit)} and {number(uv.lr_max)} (grid step {number(step)})",
+                test=f"first catapult and first divergence on the grid, width {number(uv.width_of_edges)}, median "
+                     f"over initialisations, each within {UV_EDGE_STEPS} of 2 and 4",
+                status=status_of(crit_ok and max_ok, partly=crit_ok or max_ok), section="uv",
+                extra=_numbers({"lr_crit": uv.lr_crit, "lr_max": uv.lr_max, "grid_step": step})),
+        Verdict(key="uv-logistic-edge",
+                claim=r"uv model, logistic loss: the lazy regime ends at $\eta\lambda_0=8$, not 2",
+                source=f"{HUANG}; 8 = 2/ℓ''(0) is our derivation (refs/papers.md §5b)", paper="8",
+                ours=f"{number(uv.logistic_lr_crit)}"
+                     + ("; none diverges up to 64" if not uv.logistic_diverged_up_to_64 else "; diverges below 64"),
+                test=f"first catapult on the grid (step {number(uv.logistic_grid_step)}) within "
+                     f"{LOGISTIC_EDGE_WINDOW} of 8",
+                status=status_of(log_ok), section="uv", extra=_numbers({"lr_crit": uv.logistic_lr_crit})),
+    ]
+
+
+def net_verdicts(nets: NetsSection) -> list[Verdict]:
+    out = []
+    for kind, net in nets.networks.items():
+        phase, fit = net_regimes(net)
+        crit_ok = (not _nan(net.lr_crit)
+                   and net.last_lazy < THEORY_LR_CRIT < net.lr_crit <= THEORY_LR_CRIT + float(NET_EDGE_STEPS)
+                   * nets.edge_step)
+        flat = net.catapult_below_edge
+        flat_ok = not _nan(flat) and flat >= float(CATAPULT_FLAT_SHARE)
+        top = ("none diverges up to " + number(net.last_stable) if _nan(net.lr_max)
+               else f"diverges from {number(net.lr_max)}")
+        out.append(Verdict(
+            key=f"{kind}-phases", claim=f"{net.label}: lazy below $\\eta\\lambda_0=2$, then catapults that end flatter",
+            source=LEWKOWYCZ, paper="edge 2; divergence ≈ 12 for ReLU nets (UNVERIFIED)",
+            ours=f"first spike {_rate(net.lr_crit)}; {top}; " + (f"{percent(flat)} end flatter" if not _nan(flat)
+                                                                  else "no catapult"),
+            test=f"last lazy rate < 2 < first spike ≤ 2 + {NET_EDGE_STEPS} (step {number(nets.edge_step)}), and at "
+                 f"least {percent(float(CATAPULT_FLAT_SHARE))} of the catapult runs end with "
+                 r"$\eta\lambda_{final}<2$; partly: one of the two",
+            status=status_of(crit_ok and flat_ok, partly=crit_ok or (not _nan(flat) and flat > 0)), regime=phase,
+            section="nets",
+            extra=_numbers({"lr_crit": net.lr_crit, "lr_max": net.lr_max, "catapult_below_edge": flat})))
+        gains = [net.best[("catapult", a)].test_accuracy - net.best[("lazy", a)].test_accuracy for a in (False, True)]
+        better = [g > float(ACCURACY_GAIN) for g in gains if not _nan(g)]
+        cat, lazy = net.best[("catapult", False)], net.best[("lazy", False)]
+        out.append(Verdict(
+            key=f"{kind}-generalisation",
+            claim=f"{net.label}: the catapult window tests better at equal physical time",
+            source=LEWKOWYCZ, paper="best test accuracy often in the catapult phase",
+            ours=f"{signed(100 * gains[0])} points ({percent(cat.test_accuracy)} vs {percent(lazy.test_accuracy)}), "
+                 f"{signed(100 * gains[1])} after the small-LR phase",
+            test=f"best catapult-window rate minus best lazy rate, test accuracy on {number(nets.n_test)} images, "
+                 f"after the main run and after the small-LR phase: both > {percent(float(ACCURACY_GAIN))} "
+                 f"(one seed); partly: one of the two",
+            status=(INCONCLUSIVE if not better else REPRODUCED if all(better) else
+                    NOT_REPRODUCED if not any(better) else PARTLY),
+            regime=fit, section="nets", extra=_numbers({"gain": gains[0], "gain_annealed": gains[1]})))
+    return out
+
+
+def linear_verdicts(linear: LinearSection) -> list[Verdict]:
+    out = []
+    kinds = linear.kinds
+    for kind in ("degenerate", "nonseparable"):
+        s = kinds[kind]
+        has_cat = not _nan(s.sharpness_catapult)
+        out.append(Verdict(
+            key=f"linear-{kind}-flatter",
+            claim=f"Deep linear, logistic loss, {kind} data: the catapult phase ends in a flatter minimum",
+            source=HUANG, paper="flatter minimum in the catapult phase",
+            ours=f"median $\\lambda_H$ {number(s.sharpness_catapult)} (catapult) vs {number(s.sharpness_lazy)} (lazy)",
+            test="median top Hessian eigenvalue at the end, catapult runs below lazy runs",
+            status=status_of(s.sharpness_catapult < s.sharpness_lazy if has_cat else None), regime=minimum_regime(s),
+            section="linear", extra=_numbers({"lr_crit": s.lr_crit, "lr_crit_from_minimum": s.lr_crit_from_minimum})))
+    s = kinds["nonseparable"]
+    gain = s.test_accuracy_catapult - s.test_accuracy_lazy
+    out.append(Verdict(
+        key="linear-nonseparable-generalisation",
+        claim="Deep linear, logistic loss, non-separable data: the catapult phase tests better",
+        source=HUANG, paper="better generalisation empirically",
+        ours=f"{percent(s.test_accuracy_catapult)} vs {percent(s.test_accuracy_lazy)} (catapult vs lazy, mean)",
+        test=f"mean test accuracy of the catapult runs minus the lazy runs' > {percent(float(ACCURACY_GAIN))} "
+             "(5,000 test points, clean labels; one seed)",
+        status=status_of(None if _nan(gain) else gain > float(ACCURACY_GAIN)), section="linear",
+        extra=_numbers({"gain": gain})))
+    return out
+
+
+def eos_verdicts(eos: EosSection) -> list[Verdict]:
+    out = []
+    for i, run in enumerate(eos.runs):
+        hovers = float(EOS_BAND[0]) <= run.median_ratio_last_third <= float(EOS_BAND[1])
+        out.append(Verdict(
+            key=f"eos-{i}", claim=f"Full-batch GD at $2/\\eta$ = {number(run.edge)}: the sharpness rises to "
+                                  r"$2/\eta$ and hovers there",
+            source=COHEN, paper="sharpness ≈ 2/η",
+            ours=f"peak {number(run.max_sharpness_ratio)}, last third {number(run.median_ratio_last_third)} × 2/η",
+            test=f"median sharpness over the last third of training within {EOS_BAND[0]}–{EOS_BAND[1]} × 2/η",
+            status=status_of(hovers), regime=eos_regime(run, f"fc-tanh at 2/η = {number(run.edge)}"),
+            section="eos", extra=_numbers({"edge": run.edge, "max_ratio": run.max_sharpness_ratio,
+                                  "median_ratio_last_third": run.median_ratio_last_third})))
+    return out
+
+
+def verdicts(result: CatapultResult) -> list[Verdict]:
+    """Every claim of the chapter whose section was computed, in page order."""
+    out: list[Verdict] = []
+    if result.uv is not None:
+        out += uv_verdicts(result.uv)
+    if result.nets is not None:
+        out += net_verdicts(result.nets)
+    if result.eos is not None:
+        out += eos_verdicts(result.eos)
+    if result.linear is not None:
+        out += linear_verdicts(result.linear)
+    return out
