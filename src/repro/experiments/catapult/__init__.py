@@ -35,7 +35,7 @@ __all__ = ["Params", "CatapultResult", "VERSION", "NETS_VERSION", "EOS_VERSION",
 
 VERSION = 1  # the uv model and the deep linear nets
 NETS_VERSION = 2  # 2: centred outputs, a dense rate grid across the edges
-EOS_VERSION = 1
+EOS_VERSION = 2  # 2: 2/eta 1.5-2x the initial sharpness, equal physical time, a small-eta control, the Lanczos error
 
 # The parameters each section's store key depends on, so that changing a network parameter does not recompute the
 # uv model.
@@ -66,7 +66,7 @@ def units(p: Params) -> list[Unit]:
                         lambda kind=kind: nets.net_unit(kind, p), device, datasets=(p.dataset,)) for kind in NETS]
     found += [make_unit("catapult", f"eos/{i}", "catapult_eos_run", EOS_VERSION,
                         {**{k: cfg[k] for k in EOS_FIELDS}, "index": i}, lambda i=i: eos.eos_unit(i, p), device,
-                        datasets=("cifar10",)) for i in range(p.eos_lrs)]
+                        datasets=("cifar10",)) for i in [*range(p.eos_lrs), eos.CONTROL]]
     found += [make_unit("catapult", f"linear/{kind}", "catapult_linear_kind", VERSION,
                         {**{k: cfg[k] for k in LINEAR_FIELDS}, "data_kind": kind},
                         lambda kind=kind: linear.linear_unit(kind, p), device) for kind in DATA_KINDS]

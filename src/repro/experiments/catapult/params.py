@@ -46,11 +46,14 @@ class Params(P.Params):
     eos_n_train: int = P.param(1000, "CIFAR-10 training images of the edge-of-stability runs (Cohen et al.: 5000)",
                                ge=16)
     eos_width: int = P.param(100, "width of the two tanh hidden layers (Cohen et al.'s fc-tanh: 200)", ge=4)
-    eos_lrs: int = P.param(3, "learning rates of the edge-of-stability runs", ge=1)
-    eos_edge_min: float = P.param(1.15, "smallest 2/η, in units of the sharpness at initialisation", gt=1)
-    eos_edge_max: float = P.param(1.35, "largest 2/η, in units of the sharpness at initialisation", gt=1)
-    eos_steps: int = P.param(700, "gradient descent steps of each edge-of-stability run", ge=10)
-    eos_every: int = P.param(50, "steps between sharpness measurements", ge=1)
+    eos_lrs: int = P.param(2, "learning rates of the edge-of-stability runs (besides the control)", ge=1)
+    eos_edge_min: float = P.param(1.5, "smallest 2/η, in units of the sharpness at initialisation", gt=1)
+    eos_edge_max: float = P.param(2.0, "largest 2/η, in units of the sharpness at initialisation", gt=1)
+    eos_control: float = P.param(3.5, "2/η of the small-η control, in units of the sharpness at initialisation",
+                                 gt=1)
+    eos_time: float = P.param(2200.0, "length η · steps of each edge-of-stability run, in units of 1 / the "
+                                      "initial sharpness", gt=0)
+    eos_measurements: int = P.param(22, "sharpness measurements per run, evenly spaced in η · steps", ge=3)
     # deep linear networks, logistic loss
     dl_width: int = P.param(64, "width of the deep linear networks", ge=2)
     dl_depth: int = P.param(3, "layers of the deep linear networks (hidden layers + readout)", ge=2)
@@ -66,13 +69,14 @@ class Params(P.Params):
                   "n_test": 200, "width_small": 32, "width_large": 64, "cnn_channels": 4, "sweep_size": 6,
                   "lanczos_iters": 6, "physical_time": 30.0, "anneal_steps": 10, "dl_width": 16, "dl_n_train": 60,
                   "dl_steps": 150, "edge_step": 0.8, "high_rates": 2, "eos_n_train": 128, "eos_width": 32,
-                  "eos_lrs": 2, "eos_steps": 60, "eos_every": 20},
+                  "eos_lrs": 1, "eos_time": 100.0, "eos_measurements": 4},
         "paper": {"uv_width_max": 1_000_000, "uv_grid": 400, "uv_steps": 4000, "uv_seeds": 8,
                   "n_train": 2000, "n_test": 10_000, "width_small": 512, "width_large": 2048, "depth": 3,
                   "cnn_channels": 64, "sweep_size": 24, "physical_time": 1000.0, "anneal_steps": 500,
                   "lanczos_iters": 30, "dl_width": 256, "dl_dim": 50, "dl_n_train": 1000, "dl_steps": 10_000,
                   "edge_step": 0.2, "high_rates": 12, "eos_n_train": 5000, "eos_width": 200, "eos_lrs": 4,
-                  "eos_edge_min": 1.5, "eos_edge_max": 3.0, "eos_steps": 5000, "eos_every": 25},
+                  "eos_edge_min": 1.5, "eos_edge_max": 3.0, "eos_control": 6.0, "eos_time": 3000.0,
+                  "eos_measurements": 30},
     }
 
     def check(self) -> None:
@@ -86,6 +90,9 @@ class Params(P.Params):
         if self.eos_edge_min > self.eos_edge_max:
             raise P.ConfigError(f"eos_edge_min ({self.eos_edge_min}) must not exceed eos_edge_max "
                                 f"({self.eos_edge_max}).")
+        if self.eos_control <= self.eos_edge_max:
+            raise P.ConfigError(f"eos_control ({self.eos_control}) must exceed eos_edge_max ({self.eos_edge_max}): "
+                                f"the control's smaller η leaves the sharpness room to rise past every 2/η.")
         if self.eos_n_train > SPLIT_SIZES["cifar10"]["train"]:
             raise P.ConfigError(f"eos_n_train ({self.eos_n_train}) exceeds the {SPLIT_SIZES['cifar10']['train']} "
                                 f"cifar10 train images; lower it.")
