@@ -1,15 +1,18 @@
 import math
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
+from repro.device import num_threads
 from repro.experiments import catapult
-from repro.experiments.catapult import eos, linear, nets, phases, uv, verdicts
+from repro.experiments.catapult import eos, figures, linear, nets, phases, uv, verdicts
 from repro.metrics.hessian import functional, hessian_top_eigenvalue
 from repro.models import uv as uv_model
 from repro.params import ConfigError
 from repro.regime import INCONCLUSIVE
-from repro.store import Result
+from repro.store import Result, Store
 from repro.verdict import NOT_REPRODUCED, PARTLY, REPRODUCED
 
 # ------------------------------------------------------------------------------------------- exact formulas
@@ -26,11 +29,13 @@ def test_uv_recursion_is_gradient_descent_on_u_and_v():
         assert torch.allclose(lam_direct, r["lambda"], rtol=1e-10)
 
 
-def test_uv_phase_edges_are_2_and_4():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_uv_phase_edges_are_2_and_4(seed):
     """The measured lazy/catapult edge falls at 2/lambda0 and the divergence edge at 4/lambda0, within the grid
-    step, at a large width (n = 4000), for every initialisation."""
+    step, at a large width (n = 4000), for every initialisation; catapult runs end flatter than the edge and their
+    loss really spikes. Measured on seeds 0-99: 100 of 100."""
     grid = torch.arange(1, 100).double().numpy() * 0.05  # 0.05 ... 4.95
-    out = uv.uv_phase([4000], grid, 2000, 4, seed=0)
+    out = uv.uv_phase([4000], grid, 2000, 4, seed=seed)
     for e in out["edges"]:
         assert 2.0 < e["lr_crit"] <= 2.0 + 0.05 + 1e-9
         assert 4.0 - 0.05 - 1e-9 <= e["lr_max"] <= 4.0 + 0.05 + 1e-9
@@ -40,23 +45,36 @@ def test_uv_phase_edges_are_2_and_4():
     assert all(r["max_loss_ratio"] > 10 for r in cat if r["lr_factor"] >= 2.5)  # the loss really spikes
 
 
-def test_uv_independent_table_of_the_references():
-    """refs/papers.md section 3a (n = 4000): lazy keeps lambda, catapult lowers eta*lambda below 2, 4.1 diverges."""
-    u, v = uv_model.init(4000, 1, 11)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_uv_table_of_the_references(seed):
+    """refs/papers.md section 3a (n = 4000): the lazy rates keep lambda, the catapult rates end with eta lambda < 2,
+    4.1 diverges. Lazy: lambda_{t+1} - lambda_t = (eta f_t^2 / n)(eta lambda_t - 4) with |f_t| shrinking by
+    |1 - eta lambda| per step gives |lambda_final / lambda0 - 1| <= 10 f0^2 / n at eta lambda0 <= 1.9 (a fixed
+    tolerance of 0.5% failed on the 6 of 100 seeds with |f0| > 2). Measured on seeds 0-99: 100 of 100."""
+    u, v = uv_model.init(4000, 1, seed)
     f0, lam0 = uv_model.f_and_lambda(u, v)
     c = torch.tensor([1.0, 1.9, 2.5, 3.0, 3.5, 3.9, 4.1], dtype=torch.float64)
     r = uv_model.trajectory(f0, lam0, c / lam0, 4000, 3000)
     lr_lam = c * r["lambda"][:, -1] / lam0
-    assert torch.allclose(lr_lam[:2], c[:2], rtol=5e-3)  # lambda moves by O(f0^2 / n) only
+    assert ((lr_lam[:2] / c[:2] - 1).abs() <= 10 * f0**2 / 4000).all()
     assert (lr_lam[2:6] < 2).all() and not r["diverged"][:6].any() and r["diverged"][6]
 
 
-def test_uv_logistic_lazy_edge_is_8_and_nothing_diverges():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_uv_logistic_lazy_edge_is_8_and_nothing_diverges(seed):
+    """Logistic loss on degenerate data (l''(0) = 1/4), n = 4000, 2 initialisations: below eta lambda0 = 8 no run
+    spikes and lambda stays within 1% of lambda0; above 8 every run ends flatter than its edge, eta l''(0)
+    lambda_final < 2; nothing diverges up to 16, nor at 64. Read from the curvature, not from the first loss spike:
+    a run that starts above the catapult's loss falls onto it without a rise, so the first spike lay anywhere in
+    8.1-10.9 and the old window 8-9 held on 77 of 100 seeds. Measured on seeds 0-99: 100 of 100 (largest
+    eta lambda_final above 8: 7.995)."""
     grid = torch.arange(1, 161).double().numpy() * 0.1  # 0.1 ... 16
-    out = uv.uv_phase([4000], grid, 2000, 2, seed=0, loss="logistic")
-    for e in out["edges"]:
-        assert 8.0 < e["lr_crit"] < 9.0 and math.isnan(e["lr_max"])
-    u, v = uv_model.init(1000, 1, 0)
+    out = uv.uv_phase([4000], grid, 2000, 2, seed=seed, loss="logistic")
+    below = [r for r in out["runs"] if r["lr_factor"] < 8 - 1e-9]
+    above = [r for r in out["runs"] if r["lr_factor"] > 8 + 1e-9]
+    assert all(r["outcome"] == "lazy" and abs(r["lr_lambda_final"] / r["lr_factor"] - 1) < 0.01 for r in below)
+    assert all(r["outcome"] != "divergent" and r["lr_lambda_final"] / 4 < 2 for r in above)
+    u, v = uv_model.init(1000, 1, seed)
     f0, lam0 = uv_model.f_and_lambda(u, v)
     assert not uv_model.trajectory(f0, lam0, 64.0 / lam0, 1000, 2000, "logistic")["diverged"].any()
 
@@ -127,12 +145,23 @@ def test_presets_resolve():
         catapult.Params.resolve(preset)
 
 
-def test_deep_linear_logistic_degenerate_data_lazy_edge_near_8_and_flatter_catapult():
-    p = catapult.Params.resolve("smoke")
-    out = linear.linear_sweep("degenerate", p, torch.device("cpu"))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deep_linear_logistic_degenerate_data_lazy_edge_near_8_and_flatter_catapult(seed):
+    """Degenerate data, the logistic loss (l''(0) = 1/4): no loss spike below eta lambda0 = 8; the edge predicted
+    from the curvature of the smallest rate's minimum, 2 lambda0 / lambda_H, within 10% of 8; the first spike at or
+    above that prediction; every catapult run ends below its edge (eta lambda_H < 2), and flatter than the lazy runs.
+    At the book's width 64, on a grid of step 0.25 from 7 to 11 (the smoke preset's six rates jump from 8.8 to 14.6,
+    so a first spike at 9.5 read as 14.6: the old test's window 7.5-10 failed on seeds 1 and 2). Measured on seeds
+    0-99 (smoke's 150 steps): each condition held on 100 of 100 seeds (prediction 7.99-8.71, first spike 0.24-5.5
+    above it: at this width the minimum a rate reaches flattens as the rate grows, without a spike)."""
+    p = catapult.Params.resolve("smoke", {"seed": seed, "dl_width": 64})
+    grid = np.concatenate([[4.0], np.arange(7.0, 11.01, 0.25), [14.0, 20.0]])
+    with num_threads(1):  # tiny matrices, as in the chapter's units
+        out = linear.linear_sweep("degenerate", p, torch.device("cpu"), grid)
     s = out["summary"]
-    assert 7.5 < s["lr_crit"] < 10 and 7.5 < s["lr_crit_from_minimum"] < 8.5
-    assert s["sharpness_catapult"] < 0.5 * s["sharpness_lazy"] and s["catapult_below_edge"] == 1.0
+    assert all(r["outcome"] == "lazy" for r in out["runs"] if r["lr_factor"] < 8)
+    assert abs(s["lr_crit_from_minimum"] - 8) <= 0.8 and s["lr_crit"] >= s["lr_crit_from_minimum"]
+    assert s["catapult_below_edge"] == 1.0 and s["sharpness_catapult"] < s["sharpness_lazy"]
 
 
 def test_network_rate_grid_resolves_both_edges():
@@ -368,3 +397,39 @@ def test_the_old_edge_of_stability_procedure_cannot_reproduce():
     old = [_eos_run(f, 1 / f, 1.02, 0.98) for f in (1.15, 1.25, 1.35)]  # rose to 2/eta and hovered there
     got = verdicts.verdicts(only(eos=eos_section(old, control_final=400.0)))
     assert got[0].status == NOT_REPRODUCED
+
+
+# ------------------------------------------------------------------------------------------- the smoke run
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> catapult.CatapultResult:
+    return catapult.run(catapult.Params.resolve("smoke", {"device": "cpu"}),
+                        Store(tmp_path_factory.mktemp("catapult-smoke")), force=True)
+
+
+def test_smoke_statuses(smoke):
+    """What the smoke preset's tiny runs can show: the uv model's exact edges, the deep linear nets' flatter
+    minimum; networks that do not fit their training data, edge-of-stability runs that never reach their edge."""
+    assert [(v.key, v.status) for v in verdicts.verdicts(smoke)] == [
+        ("uv-edges", REPRODUCED), ("uv-logistic-edge", REPRODUCED),
+        ("mlp_small-phases", PARTLY), ("mlp_small-generalisation", INCONCLUSIVE),
+        ("mlp_large-phases", PARTLY), ("mlp_large-generalisation", INCONCLUSIVE),
+        ("cnn-phases", PARTLY), ("cnn-generalisation", INCONCLUSIVE),
+        ("eos", INCONCLUSIVE),
+        ("linear-degenerate-flatter", REPRODUCED), ("linear-nonseparable-flatter", INCONCLUSIVE),
+        ("linear-nonseparable-generalisation", INCONCLUSIVE)]
+
+
+def test_smoke_figures_and_tables_draw(smoke):
+    """Every figure builder returns a figure with a tidy, non-empty table of what it plots."""
+    for fig, data, name in figures.recorded(smoke) + [
+            (*figures.uv_spikes(smoke.uv), "uv-spikes"), (*figures.uv_logistic(smoke.uv), "uv-logistic"),
+            (*figures.net_trajectories(smoke.nets), "net-trajectories"),
+            (*figures.linear_generalisation(smoke.linear), "linear-generalisation")]:
+        assert len(data) and fig.axes, name
+    for table in (figures.uv_edges_table(smoke.uv), figures.net_edges_table(smoke.nets),
+                  figures.net_accuracy_table(smoke.nets), figures.eos_table(smoke.eos),
+                  figures.linear_table(smoke.linear)):
+        assert not table.empty
+    plt.close("all")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from repro.experiments import convex, intrinsic_lr, sharp_minima
+from repro.experiments import catapult, convex, intrinsic_lr, sharp_minima
 from repro.store import Store, is_deterministic, provenance
 
 # Smoke scale, cut further where a chapter's smoke preset takes more than a few seconds here.
@@ -15,6 +15,11 @@ CASES = {
     "sharp_minima": (sharp_minima, {"n_train": 400, "n_test": 100, "seeds": 1, "extension_seeds": 0,
                                     "sharpness_examples": 100, "interp_examples": 400, "sharpness_iters": 2,
                                     "lanczos_iters": 2, "interp_points": 3, "subspace_dim": 4, "f1_width": 8}),
+    "catapult": (catapult, {"uv_width": 100, "uv_width_max": 100, "uv_grid": 10, "uv_steps": 50, "n_train": 32,
+                            "n_test": 32, "width_small": 8, "width_large": 16, "cnn_channels": 2, "edge_step": 1.0,
+                            "high_rates": 1, "physical_time": 10.0, "anneal_steps": 2, "lanczos_iters": 3,
+                            "eos_n_train": 32, "eos_width": 8, "eos_time": 20.0, "eos_measurements": 3,
+                            "dl_width": 8, "dl_n_train": 30, "dl_steps": 20, "sweep_size": 4}),
 }
 
 

@@ -98,7 +98,7 @@ def uv_phase_sentence(uv: UvSection) -> str:
     return (f"At width {number(uv.width_of_edges)} the first catapult on the grid is at $\\eta\\lambda_0$ = "
             f"{number(uv.lr_crit)} and the first divergence at {number(uv.lr_max)} (grid step {number(uv.grid_step)}); "
             f"{percent(uv.catapult_below_edge)} of the catapult runs, at every width, end with "
-            f"$\\eta\\lambda_{{final}}<2$. The spike's height grows with the width with log-log slope "
+            f"$\\eta\\lambda_{{final}}<2$. The spike's peak loss grows with the width with log-log slope "
             f"{number(uv.spike_slope(3.0), 2)} at $\\eta\\lambda_0=3$ (uv theory: 1; details page).")
 
 
@@ -109,20 +109,20 @@ def uv_edges_table(uv: UvSection) -> pd.DataFrame:
 
 
 def uv_spikes(uv: UvSection):
-    """The spike's height and duration against the width (uv theory: height ~ n, duration ~ log n)."""
+    """The spike's height (its peak loss) and duration against the width (uv theory: height ~ n, duration ~ log n);
+    medians over initialisations."""
     spikes = pd.DataFrame(uv.spikes)
     fig, axes = figure(ncols=2, width=5.0, height=3.5)
     for (c, grp), color in zip(spikes.groupby("lr_factor"), LINE_COLORS, strict=False):
-        axes[0].plot(grp["width"], grp["peak_ratio"], "o-", color=color,
+        axes[0].plot(grp["width"], grp["peak_loss"], "o-", color=color,
                      label=f"{_rate_label(c)}: slope {number(uv.spike_slope(c), 2)}")
         axes[1].plot(grp["width"], grp["duration"], "o-", color=color, label=_rate_label(c))
     mid = spikes[spikes["lr_factor"] == 3.0]
     if len(mid):
         w = mid["width"].to_numpy()
-        axes[0].plot(w, mid["peak_ratio"].iloc[0] * w / w[0], color=PALETTE["reference"], ls="--",
+        axes[0].plot(w, mid["peak_loss"].iloc[0] * w / w[0], color=PALETTE["reference"], ls="--",
                      label="uv theory: height ~ n (slope 1)")
-    axes[0].set(xscale="log", yscale="log", xlabel="width n", ylabel="peak loss / initial loss",
-                title="spike height")
+    axes[0].set(xscale="log", yscale="log", xlabel="width n", ylabel="peak loss (median)", title="spike height")
     axes[1].set(xscale="log", xlabel="width n", ylabel="steps above the initial loss",
                 title="spike duration (~ log n)")
     axes[0].legend(fontsize=7)

@@ -175,8 +175,9 @@ class UvSection:
         return float(np.mean([f < THEORY_LR_CRIT for f in final])) if final else math.nan
 
     def spike_slope(self, lr_factor: float) -> float:
-        """The log-log slope of the spike's height against the width at one eta * lambda0 (uv theory: 1)."""
+        """The log-log slope of the spike's peak loss against the width at one eta * lambda0 (uv theory: 1). The
+        peak loss itself, not over the initial loss f0^2 / 2, whose f0 ~ N(0, 1) makes that ratio heavy-tailed."""
         rows = [r for r in self.spikes if r["lr_factor"] == lr_factor]
         if len(rows) < 2:
             return math.nan
-        return float(np.polyfit(np.log([r["width"] for r in rows]), np.log([r["peak_ratio"] for r in rows]), 1)[0])
+        return float(np.polyfit(np.log([r["width"] for r in rows]), np.log([r["peak_loss"] for r in rows]), 1)[0])

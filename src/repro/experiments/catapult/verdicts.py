@@ -25,11 +25,11 @@ COHEN = "Cohen et al. 2021"
 
 UV_EDGE_STEPS = Threshold(2, "grid steps", "the first grid rate past an edge lies within one grid step of it; a "
                                            "second step allows the finite width's shift of the edge")
-LOGISTIC_EDGE_WINDOW = Threshold(1.0, "", "eta lambda0 within 1 of 8: a finite width and a finite number of steps "
+LOGISTIC_EDGE_WINDOW = Threshold(1.0, "", "η·λ₀ within 1 of 8: a finite width and a finite number of steps "
                                           "move the first visible spike, the squared loss's 2 is far outside")
 NET_EDGE_STEPS = Threshold(2, "grid steps", "the first spike within two steps of the sweep's grid above 2: the "
                                             "edge is resolved to one step, and a weak first spike may need one more")
-CATAPULT_FLAT_SHARE = Threshold(0.8, "", "most catapult runs end flatter than the edge, eta lambda_final < 2: a "
+CATAPULT_FLAT_SHARE = Threshold(0.8, "", "most catapult runs end flatter than the edge, η·λ_final < 2: a "
                                          "rare run near the divergence edge may stop before its curvature settles")
 ACCURACY_GAIN = Threshold(0.005, "", "half a point of test accuracy: a smaller difference counts as none (one seed "
                                      "of one subset; the test set's own sampling error is about that size)")
@@ -37,7 +37,7 @@ MIN_TRAIN_ACCURACY = Threshold(FIT_ACCURACY, "", "Lewkowycz et al. compare train
                                                  "its training set")
 LAZY_START_LOSS = Threshold(1.05, "", "a centred network starts at the zero output's loss (1/2 for one-hot "
                                       "targets), the lazy regime's starting point")
-LAZY_NTK_CHANGE = Threshold(0.1, "", "in the lazy regime the NTK hardly moves: lambda within 10% of lambda0 at "
+LAZY_NTK_CHANGE = Threshold(0.1, "", "in the lazy regime the NTK hardly moves: λ within 10% of λ₀ at "
                                      "the smallest rate")
 MINIMUM_SPREAD = Threshold(1.01, "", "a flatter *minimum* needs runs that reached the minimum: the stable runs' "
                                      "final losses within 1% of each other")
@@ -219,7 +219,8 @@ def linear_verdicts(linear: LinearSection) -> list[Verdict]:
             key=f"linear-{kind}-flatter",
             claim=f"Deep linear, logistic loss, {kind} data: the catapult phase ends in a flatter minimum",
             source=HUANG, paper="flatter minimum in the catapult phase",
-            ours=f"median $\\lambda_H$ {number(s.sharpness_catapult)} (catapult) vs {number(s.sharpness_lazy)} (lazy)",
+            ours=(f"median $\\lambda_H$ {number(s.sharpness_catapult)} (catapult) vs {number(s.sharpness_lazy)} (lazy)"
+                  if has_cat else "no catapult run in the sweep"),
             test="median top Hessian eigenvalue at the end, catapult runs below lazy runs",
             status=status_of(s.sharpness_catapult < s.sharpness_lazy if has_cat else None), regime=minimum_regime(s),
             section="linear", extra=_numbers({"lr_crit": s.lr_crit, "lr_crit_from_minimum": s.lr_crit_from_minimum})))
@@ -229,7 +230,8 @@ def linear_verdicts(linear: LinearSection) -> list[Verdict]:
         key="linear-nonseparable-generalisation",
         claim="Deep linear, logistic loss, non-separable data: the catapult phase tests better",
         source=HUANG, paper="better generalisation empirically",
-        ours=f"{percent(s.test_accuracy_catapult)} vs {percent(s.test_accuracy_lazy)} (catapult vs lazy, mean)",
+        ours=(f"{percent(s.test_accuracy_catapult)} vs {percent(s.test_accuracy_lazy)} (catapult vs lazy, mean)"
+              if not _nan(gain) else "no catapult run in the sweep"),
         test=f"mean test accuracy of the catapult runs minus the lazy runs' > {percent(float(ACCURACY_GAIN))} "
              "(5,000 test points, clean labels; one seed)",
         status=status_of(None if _nan(gain) else gain > float(ACCURACY_GAIN)), section="linear",
