@@ -4,12 +4,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from repro.device import num_threads
 from repro.experiments import catapult
 from repro.experiments.catapult import eos, figures, linear, nets, phases, uv, verdicts
 from repro.metrics.hessian import functional, hessian_top_eigenvalue
 from repro.models import uv as uv_model
+from repro.models.keskar import F1
 from repro.params import ConfigError
 from repro.regime import INCONCLUSIVE
 from repro.store import Result, Store
@@ -162,6 +164,25 @@ def test_deep_linear_logistic_degenerate_data_lazy_edge_near_8_and_flatter_catap
     assert all(r["outcome"] == "lazy" for r in out["runs"] if r["lr_factor"] < 8)
     assert abs(s["lr_crit_from_minimum"] - 8) <= 0.8 and s["lr_crit"] >= s["lr_crit_from_minimum"]
     assert s["catapult_below_edge"] == 1.0 and s["sharpness_catapult"] < s["sharpness_lazy"]
+
+
+def test_work_estimates_count_the_flops_torch_counts():
+    """The units' work (in image passes through the bench network F1) rests on FLOPs per image counted by formula;
+    torch's FlopCounterMode on one forward and backward pass gives the same numbers."""
+
+    def counted(net: torch.nn.Module, shape: tuple[int, ...]) -> float:
+        with FlopCounterMode(display=False) as counter:
+            net(torch.randn(2, *shape)).sum().backward()
+        return counter.get_total_flops() / 2
+
+    p = catapult.Params.resolve("book")
+    assert counted(F1(), (1, 28, 28)) == catapult.F1_FLOPS_PER_IMAGE
+    for kind in nets.NETS:
+        assert counted(nets.make_net(kind, p, (1, 28, 28), 10), (1, 28, 28)) == nets.flops_per_image(
+            kind, p, (1, 28, 28))
+    work = {u.name: u.work for u in catapult.units(catapult.Params.resolve("paper"))}
+    assert work["nets/cnn"].model == "F1" and work["nets/cnn"].images > work["nets/mlp_small"].images > 0
+    assert work["uv"].model is None and work["eos/control"].images > work["eos/0"].images > 0
 
 
 def test_network_rate_grid_resolves_both_edges():

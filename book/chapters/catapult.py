@@ -228,9 +228,15 @@ display(regime_table(catapult.verdicts.regimes(result)))
 
 # %% [markdown] tags=["details"]
 # ## Recorded at a larger scale
-# The `paper` preset (wider and deeper MLPs, more data, a finer sweep; the edge of stability on 5,000 CIFAR-10
-# images with Cohen et al.'s fc-tanh) is meant for one GPU. Each section below is drawn, by the same code as this
-# page's, as soon as its units are recorded.
+# The `paper` preset is meant for one GPU, about 8 PFLOP in all (under a minute at a fifth of an H200's peak), each
+# section drawn by the same code as this page's as soon as its units are recorded. It keeps the papers' networks,
+# the squared loss (logistic for the deep linear nets) and full-batch gradient descent, and differs from them where
+# their cost or their reports leave a choice: MLPs of widths 512 and 2,048 with 3 hidden layers (Lewkowycz et al.:
+# width 2,048, 1-3 layers) and a 64-filter CNN on 2,000 MNIST images, compared at a physical time of
+# $1000/\lambda_0$ and after 500 small-rate steps (their training lengths and subsets are not verified); the edge of
+# stability with Cohen et al.'s fc-tanh (width 200) on their 5,000 CIFAR-10 images, at $2/\eta$ = 1.5, 2 and 2.5
+# times the initial sharpness and a control at 6 times, each for the same physical time (Cohen et al. set $\eta$
+# directly and train to a loss threshold); no Wide ResNet.
 
 # %% tags=["details"]
 paper = show_recorded("catapult", catapult.verdicts.verdicts)

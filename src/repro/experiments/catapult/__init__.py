@@ -20,7 +20,7 @@ import dataclasses
 
 from repro.device import num_threads
 from repro.store import Result, Store
-from repro.units import Unit, make_unit, run_unit
+from repro.units import Unit, Work, make_unit, run_unit
 
 from . import eos, figures, linear, nets, uv, verdicts
 from .eos import EosSection
@@ -33,6 +33,10 @@ from .uv import UvSection
 __all__ = ["Params", "CatapultResult", "VERSION", "NETS_VERSION", "EOS_VERSION", "units", "run", "uv", "nets",
            "eos", "linear", "verdicts", "figures"]
 
+# A unit's work in image passes through the bench network F1 (Keskar et al.'s MLP, repro.bench): its own FLOPs over
+# F1's per image (as nets.flops_per_image counts them). Full-batch gradient descent on a few thousand images keeps a
+# GPU busier than F1's minibatches, so the estimate errs long.
+F1_FLOPS_PER_IMAGE = 6.0 * (784 * 512 + 4 * 512 * 512 + 512 * 10) - 2.0 * 784 * 512
 VERSION = 1  # the uv model and the deep linear nets
 NETS_VERSION = 2  # 2: centred outputs, a dense rate grid across the edges
 EOS_VERSION = 2  # 2: 2/eta 1.5-2x the initial sharpness, equal physical time, a small-eta control, the Lanczos error
@@ -50,8 +54,9 @@ NET_FIELDS = tuple(f.name for f in dataclasses.fields(Params)
 
 def units(p: Params) -> list[Unit]:
     """The uv model (on the CPU, one thread), then one unit per network's learning-rate sweep, one per
-    edge-of-stability learning rate and one per data kind of the deep linear nets. None is a bench network's SGD
-    training, so none has a time estimate."""
+    edge-of-stability learning rate and its control, and one per data kind of the deep linear nets. The networks'
+    and edge-of-stability units carry their FLOPs in F1 image passes; the uv model and the deep linear nets are
+    tiny and have no estimate."""
     cfg = p.to_dict()
     device = resolve_device(p)
 
@@ -61,12 +66,17 @@ def units(p: Params) -> list[Unit]:
 
     found = [make_unit("catapult", "uv", "catapult_uv", VERSION, {k: cfg[k] for k in UV_FIELDS}, uv_single_thread,
                        "cpu")]
+    shape = nets.IMAGE_SHAPE[p.dataset]
     found += [make_unit("catapult", f"nets/{kind}", "catapult_net", NETS_VERSION,
                         {**{k: cfg[k] for k in NET_FIELDS}, "network": kind},
-                        lambda kind=kind: nets.net_unit(kind, p), device, datasets=(p.dataset,)) for kind in NETS]
+                        lambda kind=kind: nets.net_unit(kind, p), device,
+                        Work("F1", nets.sweep_flops(kind, p, shape) / F1_FLOPS_PER_IMAGE), datasets=(p.dataset,))
+              for kind in NETS]
+    factors = {**dict(enumerate(eos.eos_edges(p, 1.0))), eos.CONTROL: p.eos_control}
     found += [make_unit("catapult", f"eos/{i}", "catapult_eos_run", EOS_VERSION,
                         {**{k: cfg[k] for k in EOS_FIELDS}, "index": i}, lambda i=i: eos.eos_unit(i, p), device,
-                        datasets=("cifar10",)) for i in [*range(p.eos_lrs), eos.CONTROL]]
+                        Work("F1", eos.run_flops(p, f) / F1_FLOPS_PER_IMAGE), datasets=("cifar10",))
+              for i, f in factors.items()]
     found += [make_unit("catapult", f"linear/{kind}", "catapult_linear_kind", VERSION,
                         {**{k: cfg[k] for k in LINEAR_FIELDS}, "data_kind": kind},
                         lambda kind=kind: linear.linear_unit(kind, p), device) for kind in DATA_KINDS]

@@ -21,7 +21,7 @@ from repro.data import load_dataset
 from repro.metrics.hessian import functional, hessian_top_eigenvalue
 from repro.store import Result
 
-from .nets import accuracy
+from .nets import MATVEC_IN_GRADIENTS, accuracy
 from .params import Params, resolve_device
 from .phases import DIVERGED, thin
 
@@ -65,6 +65,16 @@ def in_data_span(net: torch.nn.Sequential, x: torch.Tensor) -> tuple[torch.nn.Se
 def eos_edges(p: Params, sharpness0: float) -> np.ndarray:
     """The main runs' 2/eta, from eos_edge_min to eos_edge_max times the sharpness at initialisation."""
     return np.linspace(p.eos_edge_min, p.eos_edge_max, p.eos_lrs) * sharpness0
+
+
+def run_flops(p: Params, factor: float) -> float:
+    """The FLOPs of one run at 2/eta = factor x the initial sharpness: its gradient steps, its Lanczos products
+    (MATVEC_IN_GRADIENTS gradients each; the float64 references count twice) on fc-tanh in the span coordinates."""
+    inputs = min(p.eos_n_train, 3072)
+    per_image = 6.0 * (inputs * p.eos_width + p.eos_width * p.eos_width + p.eos_width * 10) - 2.0 * inputs * p.eos_width
+    steps = math.ceil(p.eos_time * factor / 2)
+    products = p.lanczos_iters * (p.eos_measurements + 2) + 2 * len(REFERENCE_AT) * REFERENCE_ITERS
+    return per_image * p.eos_n_train * (steps + MATVEC_IN_GRADIENTS * products)
 
 
 def eos_run(p: Params, index: int | str, device: torch.device) -> dict:

@@ -202,6 +202,35 @@ def summarise_sweep(kind: str, runs: list[dict], parameters: int, lambda0: float
 
 
 NETS = ("mlp_small", "mlp_large", "cnn")
+IMAGE_SHAPE = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # channels, height, width
+# What one Hessian- or NTK-vector product costs, in gradients (a forward-mode pass over a backward pass).
+MATVEC_IN_GRADIENTS = 3
+
+
+def flops_per_image(kind: str, p: Params, shape: tuple[int, int, int]) -> float:
+    """Forward + backward FLOPs of one image through the network: 2 per multiply-add forward, 4 backward, less the
+    first layer's gradient with respect to the input, which nothing needs."""
+    c, h, w = shape
+    if kind == "cnn":
+        k = p.cnn_channels
+        first = h * w * k * c * 9
+        macs = first + (h // 2) * (w // 2) * 2 * k * k * 9 + 2 * k * (h // 4) * (w // 4) * 10
+    else:
+        width = p.width_small if kind == "mlp_small" else p.width_large
+        first = c * h * w * width
+        macs = first + (p.depth - 1) * width * width + width * 10
+    return 6.0 * macs - 2.0 * first
+
+
+def sweep_flops(kind: str, p: Params, shape: tuple[int, int, int]) -> float:
+    """The FLOPs of one network's sweep (net_sweep): every gradient step, the small-LR phases, the Lanczos
+    products (lambda0, the top Hessian eigenvalue, lambda at the end of every run, eight points along three runs)
+    on the training images, and the accuracies on the test images (forward only)."""
+    grid = net_lr_grid(p.edge_step, p.high_rates, p.lr_max_factor)
+    steps = sum(max(1, math.ceil(p.physical_time / c)) for c in grid) + p.anneal_steps * len(grid)
+    products = p.lanczos_iters * (2 + len(grid) + 3 * 8)
+    return flops_per_image(kind, p, shape) * (p.n_train * (steps + MATVEC_IN_GRADIENTS * products)
+                                              + p.n_test * 2 * len(grid) / 3)
 
 
 def net_unit(kind: str, p: Params) -> dict:

@@ -74,9 +74,9 @@ class Params(P.Params):
                   "n_train": 2000, "n_test": 10_000, "width_small": 512, "width_large": 2048, "depth": 3,
                   "cnn_channels": 64, "sweep_size": 24, "physical_time": 1000.0, "anneal_steps": 500,
                   "lanczos_iters": 30, "dl_width": 256, "dl_dim": 50, "dl_n_train": 1000, "dl_steps": 10_000,
-                  "edge_step": 0.2, "high_rates": 12, "eos_n_train": 5000, "eos_width": 200, "eos_lrs": 4,
-                  "eos_edge_min": 1.5, "eos_edge_max": 3.0, "eos_control": 6.0, "eos_time": 3000.0,
-                  "eos_measurements": 30},
+                  "edge_step": 0.2, "high_rates": 12, "eos_n_train": 5000, "eos_width": 200, "eos_lrs": 3,
+                  "eos_edge_min": 1.5, "eos_edge_max": 2.5, "eos_control": 6.0, "eos_time": 6000.0,
+                  "eos_measurements": 40},
     }
 
     def check(self) -> None:
