@@ -20,6 +20,7 @@ from .params import Params, resolve_device
 from .phases import DIVERGED, LOGISTIC_LR_CRIT, classify, first_above, lr_grid, max_rise, thin
 
 DATA_KINDS = ("degenerate", "nonseparable", "separable")
+N_TEST = 5000  # fresh test points, labels from the clean teacher
 
 
 def linear_data(kind: str, p: Params, n: int, seed: int, device: torch.device, noisy: bool = True):
@@ -46,7 +47,7 @@ def linear_sweep(kind: str, p: Params, device: torch.device, grid: np.ndarray | 
     """One learning-rate sweep on one kind of data: eta * lambda0 on `grid` (default: sweep_size rates, a quarter
     from 4 to 7.6 on the lazy side, the rest geometric from 8.8 to dl_lr_max_factor), each for dl_steps."""
     x, y = linear_data(kind, p, p.dl_n_train, p.seed + 1, device)
-    x_test, y_test = linear_data(kind, p, 5000, p.seed + 2, device, noisy=False)
+    x_test, y_test = linear_data(kind, p, N_TEST, p.seed + 2, device, noisy=False)
     model = NTKMLP(p.dl_dim, p.dl_width, p.dl_depth - 1, 1, "linear", seed=p.seed).to(device)
     theta0, apply = functional(model)
 

@@ -11,7 +11,7 @@ from repro.regime import INCONCLUSIVE, Regime, at_least, at_most
 from repro.verdict import NOT_REPRODUCED, PARTLY, REPRODUCED, Threshold, Verdict, status_of
 
 from .eos import EOS_REACH, EosRun, EosSection
-from .linear import LinearSection, LinearSweep
+from .linear import N_TEST, LinearSection, LinearSweep
 from .nets import FIT_ACCURACY, NetsSection, NetSweep
 from .phases import LOGISTIC_LR_CRIT, THEORY_LR_CRIT, THEORY_LR_MAX
 from .result import CatapultResult
@@ -31,8 +31,10 @@ NET_EDGE_STEPS = Threshold(2, "grid steps", "the first spike within two steps of
                                             "edge is resolved to one step, and a weak first spike may need one more")
 CATAPULT_FLAT_SHARE = Threshold(0.8, "", "most catapult runs end flatter than the edge, η·λ_final < 2: a "
                                          "rare run near the divergence edge may stop before its curvature settles")
-ACCURACY_GAIN = Threshold(0.005, "", "half a point of test accuracy: a smaller difference counts as none (one seed "
-                                     "of one subset; the test set's own sampling error is about that size)")
+ACCURACY_SE = Threshold(2, "standard errors", "a difference of two test accuracies is called only beyond twice its "
+                                              "standard error from the test set's size (binomial, the two taken as "
+                                              "independent, which errs wide); one seed: the seed spread is not "
+                                              "measured")
 MIN_TRAIN_ACCURACY = Threshold(FIT_ACCURACY, "", "Lewkowycz et al. compare trained networks: each compared run fits "
                                                  "its training set")
 LAZY_START_LOSS = Threshold(1.05, "", "a centred network starts at the zero output's loss (1/2 for one-hot "
@@ -68,6 +70,17 @@ def _nan(x: float) -> bool:
 def _numbers(extra: dict[str, float]) -> dict[str, float | None]:
     """Machine-readable numbers for verdicts.json: NaN (not measured) becomes None, as strict JSON has no NaN."""
     return {k: None if _nan(float(v)) else float(v) for k, v in extra.items()}
+
+
+def accuracy_se(a: float, b: float, n: int) -> float:
+    """The standard error of the difference of two test accuracies a and b on n test points, taken as independent
+    binomial proportions."""
+    return math.sqrt((a * (1 - a) + b * (1 - b)) / n)
+
+
+def _diff(gain: float, se: float) -> str:
+    """A difference of accuracies in points, signed, with its standard error."""
+    return f"{signed(100 * gain, 2)} ± {number(100 * se, 2)}"
 
 
 def _rate(x: float) -> str:
@@ -191,21 +204,22 @@ def net_verdicts(nets: NetsSection) -> list[Verdict]:
             status=status_of(crit_ok and flat_ok, partly=crit_ok or (not _nan(flat) and flat > 0)), regime=phase,
             section="nets",
             extra=_numbers({"lr_crit": net.lr_crit, "lr_max": net.lr_max, "catapult_below_edge": flat})))
-        gains = [net.best[("catapult", a)].test_accuracy - net.best[("lazy", a)].test_accuracy for a in (False, True)]
-        better = [g > float(ACCURACY_GAIN) for g in gains if not _nan(g)]
-        cat, lazy = net.best[("catapult", False)], net.best[("lazy", False)]
+        pairs = [(net.best[("catapult", a)].test_accuracy, net.best[("lazy", a)].test_accuracy) for a in (False, True)]
+        gains = [c - lz for c, lz in pairs]
+        ses = [accuracy_se(c, lz, nets.n_test) for c, lz in pairs]
+        better = [g > float(ACCURACY_SE) * se for g, se in zip(gains, ses, strict=True) if not _nan(g)]
         out.append(Verdict(
             key=f"{kind}-generalisation",
             claim=f"{net.label}: the catapult window tests better at equal physical time",
             source=LEWKOWYCZ, paper="best test accuracy often in the catapult phase",
-            ours=f"{signed(100 * gains[0])} points ({percent(cat.test_accuracy)} vs {percent(lazy.test_accuracy)}), "
-                 f"{signed(100 * gains[1])} after the small-LR phase",
+            ours=f"{_diff(gains[0], ses[0])} points; after the small-LR phase {_diff(gains[1], ses[1])}",
             test=f"best catapult-window rate minus best lazy rate, test accuracy on {number(nets.n_test)} images, "
-                 f"after the main run and after the small-LR phase: both > {percent(float(ACCURACY_GAIN))} "
-                 f"(one seed); partly: one of the two",
+                 f"after the main run and after the small-LR phase: both above {ACCURACY_SE} (± one shown); "
+                 f"partly: one of the two",
             status=(INCONCLUSIVE if not better else REPRODUCED if all(better) else
                     NOT_REPRODUCED if not any(better) else PARTLY),
-            regime=fit, section="nets", extra=_numbers({"gain": gains[0], "gain_annealed": gains[1]})))
+            regime=fit, section="nets", extra=_numbers({"gain": gains[0], "gain_annealed": gains[1], "se": ses[0],
+                                                        "se_annealed": ses[1]})))
     return out
 
 
@@ -226,16 +240,17 @@ def linear_verdicts(linear: LinearSection) -> list[Verdict]:
             section="linear", extra=_numbers({"lr_crit": s.lr_crit, "lr_crit_from_minimum": s.lr_crit_from_minimum})))
     s = kinds["nonseparable"]
     gain = s.test_accuracy_catapult - s.test_accuracy_lazy
+    se = accuracy_se(s.test_accuracy_catapult, s.test_accuracy_lazy, N_TEST)
     out.append(Verdict(
         key="linear-nonseparable-generalisation",
         claim="Deep linear, logistic loss, non-separable data: the catapult phase tests better",
         source=HUANG, paper="better generalisation empirically",
-        ours=(f"{percent(s.test_accuracy_catapult)} vs {percent(s.test_accuracy_lazy)} (catapult vs lazy, mean)"
-              if not _nan(gain) else "no catapult run in the sweep"),
-        test=f"mean test accuracy of the catapult runs minus the lazy runs' > {percent(float(ACCURACY_GAIN))} "
-             "(5,000 test points, clean labels; one seed)",
-        status=status_of(None if _nan(gain) else gain > float(ACCURACY_GAIN)), section="linear",
-        extra=_numbers({"gain": gain})))
+        ours=(f"{_diff(gain, se)} points ({percent(s.test_accuracy_catapult)} vs "
+              f"{percent(s.test_accuracy_lazy)})" if not _nan(gain) else "no catapult run in the sweep"),
+        test=f"mean test accuracy of the catapult runs minus the lazy runs' above {ACCURACY_SE} (± one shown; "
+             f"{number(N_TEST)} test points, clean labels)",
+        status=status_of(None if _nan(gain) else gain > float(ACCURACY_SE) * se), section="linear",
+        extra=_numbers({"gain": gain, "se": se})))
     return out
 
 
