@@ -13,7 +13,7 @@ from repro.fmt import number, percent
 from repro.plotting import PALETTE, figure, reference_line
 
 from .eos import EosSection
-from .linear import LinearSection
+from .linear import KIND_LABEL, LinearSection
 from .nets import FIT_ACCURACY, NetsSection
 from .phases import LOGISTIC_LR_CRIT, PAPER_RELU_LR_MAX, SPIKE, THEORY_LR_CRIT, THEORY_LR_MAX
 from .result import CatapultResult
@@ -34,6 +34,11 @@ def _outcome_scatter(ax, runs: pd.DataFrame, y: str) -> None:
         sel = runs[runs["outcome"] == outcome]
         if len(sel):
             ax.plot(sel["lr_factor"], sel[y], "o", color=color, ms=5, label=outcome)
+
+
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A table's numbers in the book's format, a value not measured as a dash (pandas would print NaN)."""
+    return table.map(lambda v: number(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
 
 
 def _rate_label(c: float) -> str:
@@ -105,7 +110,7 @@ def uv_phase_sentence(uv: UvSection) -> str:
 def uv_edges_table(uv: UvSection) -> pd.DataFrame:
     return pd.DataFrame(uv.edges("mse")).rename(columns={
         "width": "width n", "lr_crit": "first catapult (η·λ₀)", "lr_max": "first divergence (η·λ₀)"}).set_index(
-        "width n")
+        "width n").pipe(_shown)
 
 
 def uv_spikes(uv: UvSection):
@@ -177,16 +182,16 @@ def net_edges_table(nets: NetsSection) -> pd.DataFrame:
                      f"largest with train accuracy ≥ {percent(FIT_ACCURACY)}": net.last_fit,
                      "best train accuracy": net.best_train_accuracy,
                      "catapults ending with η·λ_final < 2": net.catapult_below_edge})
-    return pd.DataFrame(rows).set_index("network").T  # one column per network: fits the page
+    return _shown(pd.DataFrame(rows).set_index("network").T)  # one column per network: fits the page
 
 
 def net_phases(nets: NetsSection):
     """Per network: the spike (largest loss over the initial) and the curvature at the end, against the rate."""
-    fig, axes = figure(ncols=3, nrows=2, width=4.2, height=3.3)
+    fig, axes = figure(ncols=2, nrows=3, width=4.2, height=3.3)  # one row per network
     frames = []
     for i, net in enumerate(nets.networks.values()):
         runs = pd.DataFrame(net.runs)
-        ax = axes[i]
+        ax = axes[2 * i]
         _outcome_scatter(ax, runs.assign(y=runs["max_loss_ratio"].clip(upper=1e4)), "y")
         ax.axhline(1, color="k", lw=0.8)
         ax.axvline(THEORY_LR_CRIT, color=PALETTE["reference"], ls=":", label=REF_CRIT)
@@ -194,43 +199,43 @@ def net_phases(nets: NetsSection):
         ax.axvline(PAPER_RELU_LR_MAX, color=PALETTE["reference"], ls="-.", lw=1.2, label=REF_RELU)
         ax.set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel="max loss / initial loss",
                title=f"{net.label}: the spike")
-        ax = axes[3 + i]
+        ax = axes[2 * i + 1]
         stable = runs[~runs["diverged"]]
         _outcome_scatter(ax, stable, "lr_lambda_final")
         ax.plot(stable["lr_factor"], stable["lr_factor"], color="k", lw=0.6, label=r"no change: $\lambda=\lambda_0$")
         ax.axhline(2, color=PALETTE["edge"], ls="--", label=r"$\eta\lambda=2$ (stability edge)")
         ax.axvline(THEORY_LR_CRIT, color=PALETTE["reference"], ls=":")
         ax.set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel=r"$\eta\lambda_{final}$",
-               title="curvature at the end")
+               title=f"{net.label}: curvature at the end")
         frames.append(runs[["lr_factor", "outcome", "max_loss_ratio"]].assign(
             network=net.label, eta_lambda_final=runs.get("lr_lambda_final")))
     axes[0].legend(fontsize=7, loc="upper left")
-    axes[3].legend(fontsize=7, loc="upper left")
+    axes[1].legend(fontsize=7, loc="upper left")
     return fig, pd.concat(frames).rename(columns={"lr_factor": "eta_lambda0"})
 
 
 def net_trajectories(nets: NetsSection):
     """Loss and eta * lambda_t along training for the three tracked rates of each network, in physical time."""
-    fig, axes = figure(ncols=3, nrows=2, width=4.2, height=3.1)
+    fig, axes = figure(ncols=2, nrows=3, width=4.2, height=3.1)  # one row per network
     rows = []
     for i, net in enumerate(nets.networks.values()):
         tracked = [x for x in net.runs if x["lr_lambda_t"]]
         for x, color in zip(tracked, LINE_COLORS, strict=False):
             t = np.array(x["loss_steps"]) * x["lr_factor"]  # physical time eta * steps, in units of 1 / lambda0
-            axes[i].plot(t, x["loss"], color=color, label=f"{_rate_label(x['lr_factor'])} ({x['outcome']})")
+            axes[2 * i].plot(t, x["loss"], color=color, label=f"{_rate_label(x['lr_factor'])} ({x['outcome']})")
             lam = np.array(x["lr_lambda_t"])
-            axes[3 + i].plot(lam[:, 0] * x["lr_factor"], lam[:, 1], "o-", ms=3, color=color)
+            axes[2 * i + 1].plot(lam[:, 0] * x["lr_factor"], lam[:, 1], "o-", ms=3, color=color)
             rows += [{"network": net.label, "eta_lambda0": x["lr_factor"], "physical_time": float(p), "loss": v}
                      for p, v in zip(t, x["loss"], strict=True)]
             rows += [{"network": net.label, "eta_lambda0": x["lr_factor"], "physical_time": float(s * x["lr_factor"]),
                       "eta_lambda_t": v} for s, v in lam]
-        axes[i].set(xscale="symlog", xlim=(0, None), yscale="log", xlabel=r"physical time $\eta\lambda_0 t$",
+        axes[2 * i].set(xscale="symlog", xlim=(0, None), yscale="log", xlabel=r"physical time $\eta\lambda_0 t$",
                     ylabel="train loss", title=net.label)
-        axes[i].legend(fontsize=7)
-        axes[3 + i].axhline(2, color=PALETTE["edge"], ls="--", label=r"$\eta\lambda_t=2$")
-        axes[3 + i].set(xscale="symlog", xlim=(0, None), yscale="log", xlabel=r"physical time $\eta\lambda_0 t$",
-                        ylabel=r"$\eta\lambda_t$ (NTK)", title="curvature along training")
-        axes[3 + i].legend(fontsize=7)
+        axes[2 * i].legend(fontsize=7)
+        axes[2 * i + 1].axhline(2, color=PALETTE["edge"], ls="--", label=r"$\eta\lambda_t=2$")
+        axes[2 * i + 1].set(xscale="symlog", xlim=(0, None), yscale="log", xlabel=r"physical time $\eta\lambda_0 t$",
+                        ylabel=r"$\eta\lambda_t$ (NTK)", title=f"{net.label}: curvature")
+        axes[2 * i + 1].legend(fontsize=7)
     return fig, pd.DataFrame(rows)
 
 
@@ -264,7 +269,7 @@ def net_accuracy_table(nets: NetsSection) -> pd.DataFrame:
                 best = net.best[(side, annealed)]
                 rows.append({"network": net.label, "when": when, "side": side, "η·λ₀": best.lr_factor,
                              "test accuracy": best.test_accuracy, "train accuracy": best.train_accuracy})
-    return pd.DataFrame(rows).set_index(["network", "when", "side"])
+    return _shown(pd.DataFrame(rows).set_index(["network", "when", "side"]))
 
 
 # ------------------------------------------------------------------------------------------- edge of stability
@@ -306,7 +311,7 @@ def eos_table(eos: EosSection) -> pd.DataFrame:
              "final sharpness / initial": r.final_sharpness / r.sharpness0, "Lanczos error (measured)": r.lanczos_error,
              "final / initial loss": r.loss_drop, "train accuracy": r.train_accuracy}
             for r in [*eos.runs, eos.control]]
-    return pd.DataFrame(rows).set_index("run").T  # one column per run: fits the page
+    return _shown(pd.DataFrame(rows).set_index("run").T)  # one column per run: fits the page
 
 
 def eos_sentence(eos: EosSection) -> str:
@@ -323,40 +328,40 @@ def eos_sentence(eos: EosSection) -> str:
 
 def linear_phases(linear: LinearSection):
     """Per data kind: the largest rise of the loss, and eta * lambda_H at the end, against the rate."""
-    fig, axes = figure(ncols=3, nrows=2, width=4.2, height=3.2)
+    fig, axes = figure(ncols=2, nrows=3, width=4.2, height=3.2)  # one row per kind of data
     frames = []
     for i, (kind, s) in enumerate(linear.kinds.items()):
         runs = pd.DataFrame(s.runs)
-        _outcome_scatter(axes[i], runs.assign(y=runs["max_rise"].clip(upper=1e4)), "y")
-        axes[i].axhline(SPIKE, color="k", lw=0.8)
-        reference_line(axes[i], LOGISTIC_LR_CRIT, REF_LOGISTIC, axis="x")
-        axes[i].axvline(s.lr_crit_from_minimum, color=PALETTE["edge"], ls="-.",
+        _outcome_scatter(axes[2 * i], runs.assign(y=runs["max_rise"].clip(upper=1e4)), "y")
+        axes[2 * i].axhline(SPIKE, color="k", lw=0.8)
+        reference_line(axes[2 * i], LOGISTIC_LR_CRIT, REF_LOGISTIC, axis="x")
+        axes[2 * i].axvline(s.lr_crit_from_minimum, color=PALETTE["edge"], ls="-.",
                         label=r"ours: $2\lambda_0/\lambda_H$ at the small-rate minimum")
-        axes[i].axvline(THEORY_LR_CRIT, color=PALETTE["reference"], ls=":", label=r"squared loss's $2/\lambda_0$")
-        axes[i].set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel="largest rise of the loss",
-                    title=f"{kind} data")
+        axes[2 * i].axvline(THEORY_LR_CRIT, color=PALETTE["reference"], ls=":", label=r"squared loss's $2/\lambda_0$")
+        axes[2 * i].set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel="largest rise of the loss",
+                    title=f"{KIND_LABEL[kind]} data")
         stable = runs[~runs["diverged"]]
-        _outcome_scatter(axes[3 + i], stable, "lr_hessian_final")
-        axes[3 + i].axhline(2, color=PALETTE["edge"], ls="--", label=r"$\eta\lambda_H=2$")
-        reference_line(axes[3 + i], LOGISTIC_LR_CRIT, REF_LOGISTIC, axis="x")
-        axes[3 + i].set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel=r"$\eta\lambda_{H,final}$",
-                        title=f"{kind}: curvature at the end")
+        _outcome_scatter(axes[2 * i + 1], stable, "lr_hessian_final")
+        axes[2 * i + 1].axhline(2, color=PALETTE["edge"], ls="--", label=r"$\eta\lambda_H=2$")
+        reference_line(axes[2 * i + 1], LOGISTIC_LR_CRIT, REF_LOGISTIC, axis="x")
+        axes[2 * i + 1].set(xscale="log", yscale="log", xlabel=ETA_LAMBDA0, ylabel=r"$\eta\lambda_{H,final}$",
+                        title=f"{KIND_LABEL[kind]}: curvature at the end")
         frames.append(runs[["lr_factor", "outcome", "max_rise"]].assign(
             data=kind, eta_lambda_H_final=runs.get("lr_hessian_final")))
     axes[0].legend(fontsize=7)
-    axes[3].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
     return fig, pd.concat(frames).rename(columns={"lr_factor": "eta_lambda0"})
 
 
 def linear_table(linear: LinearSection) -> pd.DataFrame:
-    rows = [{"data": kind, "λ₀ (NTK)": s.lambda0, "top Hessian eigenvalue at init": s.hessian0,
+    rows = [{"data": KIND_LABEL[kind], "λ₀ (NTK)": s.lambda0, "top Hessian eigenvalue at init": s.hessian0,
              "edge from λ_H at init (η·λ₀)": 2 * s.lambda0 / s.hessian0,
              "edge from λ_H at the small-rate minimum": s.lr_crit_from_minimum,
              "first catapult (η·λ₀)": s.lr_crit, "first divergence (η·λ₀)": s.lr_max,
              "catapults ending with η·λ_H < 2": s.catapult_below_edge, "median λ_H, lazy": s.sharpness_lazy,
              "median λ_H, catapult": s.sharpness_catapult, "test accuracy, lazy (mean)": s.test_accuracy_lazy,
              "test accuracy, catapult (mean)": s.test_accuracy_catapult} for kind, s in linear.kinds.items()]
-    return pd.DataFrame(rows).set_index("data").T  # one column per kind of data: fits the page
+    return _shown(pd.DataFrame(rows).set_index("data").T)  # one column per kind of data: fits the page
 
 
 def linear_generalisation(linear: LinearSection):
@@ -379,7 +384,7 @@ def linear_generalisation(linear: LinearSection):
             rows += [{"data": kind, "eta_lambda0": x["lr_factor"], "step": s, "train_loss": v}
                      for s, v in zip(x["loss_steps"], x["loss"], strict=True)]
         ax.set(xscale="symlog", xlim=(0, None), yscale="log", xlabel="step", ylabel="train loss",
-               title=f"{kind}: loss")
+               title=f"{KIND_LABEL[kind]}: loss")
         ax.legend(fontsize=6)
     return fig, pd.DataFrame(rows)
 

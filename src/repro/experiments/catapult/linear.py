@@ -20,6 +20,7 @@ from .params import Params, resolve_device
 from .phases import DIVERGED, LOGISTIC_LR_CRIT, classify, first_above, lr_grid, max_rise, thin
 
 DATA_KINDS = ("degenerate", "nonseparable", "separable")
+KIND_LABEL = {"degenerate": "degenerate", "nonseparable": "non-separable", "separable": "separable"}
 N_TEST = 5000  # fresh test points, labels from the clean teacher
 
 
