@@ -77,7 +77,7 @@ def test_units_cover_the_paper_preset_exactly_once(chapter):
     p = resolve(chapter, "paper")
     expected = {"learning_order": lambda: 3 + p.cifar_seeds * (3 + 3 + 2 + p.iid_noise),
                 "sharp_minima": lambda: (len(p.network_list()) + 2) * p.seeds + (p.extension_seeds > 0),
-                "catapult": lambda: 7 + p.eos_lrs, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
+                "catapult": lambda: 8 + p.eos_lrs, "intrinsic_lr": lambda: 5, "convex": lambda: 1,
                 "noise_scale": lambda: len(p.points())}[chapter]()
     assert len(units) == expected
     spy = SpyStore(units)

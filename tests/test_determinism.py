@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from repro.experiments import convex
+from repro.experiments import catapult, convex
 from repro.experiments.noise_scale import point as noise_scale_point
 from repro.store import Store, is_deterministic, provenance
 
@@ -14,6 +14,11 @@ CASES = {
     "convex": (convex, {}),
     # one run of the capstone's grid; the whole grid and its merge are checked in test_noise_scale.py
     "noise_scale.point": (noise_scale_point, {}),
+    "catapult": (catapult, {"uv_width": 100, "uv_width_max": 100, "uv_grid": 10, "uv_steps": 50, "n_train": 32,
+                            "n_test": 32, "width_small": 8, "width_large": 16, "cnn_channels": 2, "edge_step": 1.0,
+                            "high_rates": 1, "physical_time": 10.0, "anneal_steps": 2, "lanczos_iters": 3,
+                            "eos_n_train": 32, "eos_width": 8, "eos_time": 20.0, "eos_measurements": 3,
+                            "dl_width": 8, "dl_n_train": 30, "dl_steps": 20, "sweep_size": 4}),
 }
 
 
