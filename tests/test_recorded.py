@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from repro.checkpoint import Checkpoint
-from repro.report import recorded_summary
-from repro.store import Store, project_root, read_recorded, recorded_results
+from repro.store import Store, project_root, read_recorded
 
 RECORDED = project_root() / "results" / "recorded"
 
@@ -21,19 +20,18 @@ def recorded_dir(tmp_path, monkeypatch):
 def test_record_keeps_a_labelled_copy(recorded_dir, monkeypatch):
     monkeypatch.setenv("REPRO_RECORD", json.dumps({"chapter": "toy", "preset": "paper"}))
     r = Store().run("toy", 1, {"seed": 0}, lambda: {"metrics": {"acc": 0.9}, "data": {"curve": [1, 2]}})
-    [rec] = recorded_results("toy", current_version=1)
+    [path] = (recorded_dir / "toy").glob("*.json")
+    rec = read_recorded(path, 1)
     assert rec.result.metrics == {"acc": 0.9} and rec.result.key == r.key and rec.preset == "paper"
     assert not rec.stale and "recorded on CPU" in rec.label and "preset paper" in rec.label
 
 
-def test_stale_records_are_marked_and_not_shown_as_current(recorded_dir, monkeypatch):
+def test_a_record_from_an_older_version_is_stale(recorded_dir, monkeypatch):
+    """How the merge of recorded units (tests/test_recorded_sections.py) tells a stale unit from a current one."""
     monkeypatch.setenv("REPRO_RECORD", json.dumps({"chapter": "toy", "preset": "paper"}))
     Store().run("toy", 1, {"seed": 0}, lambda: {"metrics": {}})
-    [rec] = recorded_results("toy", current_version=2)
-    assert rec.stale and rec.label.startswith("STALE") and "version 1" in rec.why_stale
-    text = recorded_summary([rec], "toy")
-    assert "not shown as current" in text and "every recorded result is stale" in text.lower()
-    assert "--preset paper --record" in recorded_summary([], "toy")
+    [path] = (recorded_dir / "toy").glob("*.json")
+    assert read_recorded(path, 2).stale and not read_recorded(path, 1).stale
 
 
 def test_schema_violations_are_errors(recorded_dir, monkeypatch):

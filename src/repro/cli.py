@@ -148,7 +148,7 @@ def names(noun: str, allowed: typing.Iterable[str] | typing.Callable[[], typing.
 
 def counts(noun: str, **bounds: float) -> Rule:
     """Comma-separated integers within `bounds`, each once (e.g. units in flight: 1,2,4,8)."""
-    one = number(int, **bounds)
+    one = number(int, noun, **bounds)
 
     def rule(option: str, text: str) -> list[int]:
         entries = text.split(",")

@@ -269,12 +269,6 @@ class Recorded:
                 f"preset {self.preset}, {pv['wall_time_s']:.0f} s")
         return f"STALE ({text})" if self.stale else text
 
-    @property
-    def why_stale(self) -> str:
-        return "" if not self.stale else (f"made by version {self.result.version} of experiment "
-                                          f"{self.result.experiment!r}; the code is now at a later version, "
-                                          f"so these numbers may not be what the current code computes")
-
 
 def read_recorded(path: Path, current_version: int) -> Recorded:
     """Load and check one recorded file; raises ValueError if it does not match the schema."""
@@ -303,17 +297,3 @@ def check_recorded(payload: dict[str, Any], path: Path | str, current_version: i
     result = Result(**payload, cached=True)
     return Recorded(result, meta.get("chapter", "?"), meta.get("preset", "?"), result.version != current_version,
                     Path(path))
-
-
-def recorded_results(experiment: str, current_version: int, preset: str | None = None) -> list[Recorded]:
-    """Every readable recorded result of an experiment (newest first), each marked stale if its version is old;
-    an unreadable file is reported with a warning and left out."""
-    folder = recorded_dir() / experiment
-    found = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            found.append(read_recorded(path, current_version))
-        except (OSError, ValueError, TypeError) as err:  # a damaged file is reported, never drawn
-            warnings.warn(f"Ignoring unreadable recorded result {path.name} ({err}).", stacklevel=2)
-    found = [r for r in found if preset is None or r.preset == preset]
-    return sorted(found, key=lambda r: r.result.provenance["date"], reverse=True)

@@ -126,7 +126,7 @@ def make_grid(name: str, grid: dict[str, list[str]] | list[tuple[str, str]], fix
     for pt in points:
         key = tuple(sorted(pt.params.to_dict().items()))
         if key in seen:
-            raise ConfigError(f"Grid points {seen[key].label} and {pt.label} are the same run; drop one value.")
+            raise ConfigError(f"Grid points {seen[key].label} and {pt.label} are the same run; give each value once.")
         seen[key] = pt
     return points
 
