@@ -1,8 +1,8 @@
-"""One fast training loop for every chapter.
+"""The minibatch training loop of every network trained on MNIST or CIFAR (see repro/train/__init__.py for the others).
 
 The data stay on the device as uint8; each epoch draws one permutation from an explicit generator and takes
 batches by slicing it; normalisation (and optional crop/flip augmentation) happens batch-wise on the device;
-the optimizer is torch.optim.SGD whose learning rate and weight decay are set from a schedule at every step.
+the optimizer (SGD, Adam or Adagrad) has its learning rate and weight decay set from a schedule at every step.
 Nothing synchronises with the device inside the loop except the evaluations and what a callback asks for (the
 random draws of the CPU generator reach the GPU by non-blocking copies from pinned memory), so the same loop is
 fast on a GPU and exact on a CPU (same seed, same CPU: same numbers).

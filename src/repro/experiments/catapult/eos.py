@@ -21,9 +21,9 @@ from repro.data import load_dataset
 from repro.metrics.hessian import functional, hessian_top_eigenvalue
 from repro.store import Result
 
-from .nets import MATVEC_IN_GRADIENTS, accuracy
+from .nets import MATVEC_IN_GRADIENTS, accuracy, gd_squared_loss
 from .params import Params, resolve_device
-from .phases import DIVERGED, thin
+from .phases import thin
 
 # Reached: the sharpness at least EOS_REACH * 2/eta (the summary's "reached_at"; the verdicts' thresholds are in
 # verdicts.py).
@@ -107,22 +107,16 @@ def eos_run(p: Params, index: int | str, device: torch.device) -> dict:
     steps = math.ceil(p.eos_time * factor / 2)  # eta * steps * sharpness0 = eos_time
     at = sorted({round(k * steps / p.eos_measurements) for k in range(p.eos_measurements + 1)})
     check = {at[min(len(at) - 1, round(f * (len(at) - 1)))] for f in REFERENCE_AT}
-    grad_and_loss = torch.func.grad_and_value(loss_fn)
-    losses, measured, checks, diverged = [], [], [], False
-    for step in range(steps + 1):
-        if step in at:
-            measured.append((step, sharpness(theta)))
-            if step in check:
-                checks.append((step, measured[-1][1], reference(theta)))
-        if step == steps:
-            losses.append(float(loss_fn(theta)))
-            break
-        g, loss = grad_and_loss(theta)
-        losses.append(float(loss))
-        if not math.isfinite(losses[-1]) or losses[-1] > DIVERGED * losses[0]:
-            diverged = True
-            break
-        theta = theta - lr * g
+    checks = []
+
+    def measure(step: int, th: torch.Tensor) -> float:
+        value = sharpness(th)
+        if step in check:
+            checks.append((step, value, reference(th)))
+        return value
+
+    run = gd_squared_loss(apply, theta, x, t, lr, steps, measure, tuple(at))
+    theta, losses, measured, diverged = run["theta"], run["loss"], run["measured"], run["diverged"]
     done, sharp = zip(*measured, strict=True)
     ratio = np.array(sharp) / edge
     reached = [s for s, r in zip(done, ratio, strict=True) if r >= EOS_REACH]

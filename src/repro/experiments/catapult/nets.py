@@ -56,8 +56,9 @@ def make_net(kind: str, p: Params, shape: tuple[int, ...], classes: int) -> torc
 def gd_squared_loss(apply, theta: torch.Tensor, x: torch.Tensor, t: torch.Tensor, lr: float, steps: int,
                     measure=None, measure_at: tuple[int, ...] = ()) -> dict:
     """Full-batch gradient descent on L = (1/2m) sum |f - t|^2. Stops early, and says so, once the loss is
-    non-finite or DIVERGED times its start: a diverged run is a result. `measure(theta)` is
-    recorded before the steps listed in `measure_at`. Returns the final theta and the loss at every step."""
+    non-finite or DIVERGED times its start: a diverged run is a result. `measure(step, theta)` is recorded
+    before the steps listed in `measure_at` (at `steps`: the end). Returns the final theta and the loss at
+    every step."""
     m = x.shape[0]
 
     def loss_fn(th: torch.Tensor) -> torch.Tensor:
@@ -76,7 +77,7 @@ def gd_squared_loss(apply, theta: torch.Tensor, x: torch.Tensor, t: torch.Tensor
             diverged = True
             break
         if measure is not None and step in measure_at:
-            measured.append((step, measure(theta)))
+            measured.append((step, measure(step, theta)))
         if step < steps:
             theta = theta - lr * g
     return {"theta": theta, "loss": losses, "diverged": diverged, "measured": measured}
@@ -130,7 +131,7 @@ def net_sweep(kind: str, p: Params, data: dict[str, torch.Tensor], device: torch
         lr, steps = c / lambda0, max(1, math.ceil(p.physical_time / c))
         at = tuple(np.unique(np.geomspace(1, steps + 1, 8).round().astype(int) - 1)) if c in tracked else ()
         run = gd_squared_loss(apply, theta0, x, t, lr, steps,
-                              lambda th: ntk_top_eigenvalue(outputs, th, p.lanczos_iters, seed=p.seed), at)
+                              lambda _, th: ntk_top_eigenvalue(outputs, th, p.lanczos_iters, seed=p.seed), at)
         lam_t = [(s, lr * lam) for s, lam in run["measured"]]  # eta * lambda_t
         losses = run["loss"]
         ratio = max(losses[1:], default=losses[0]) / losses[0]
