@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from repro import campaign as C
+from repro.chapters import CHAPTERS, resolve
 from repro.cli import main
 from repro.experiments import intrinsic_lr, sharp_minima
-from repro.runner import CHAPTERS, resolve
 from repro.store import Result, Store, _jsonable, config_key, provenance, read_recorded
 from repro.units import MergedRecorded, Unit, chapter_units, merged_recorded, unit_label, unit_status
 

@@ -29,8 +29,8 @@ import repro.bench
 import repro.campaign
 import repro.sweep
 from repro import cli, runner
+from repro.chapters import CHAPTERS
 from repro.params import INT_MAX, PRESET_NAMES, STR_MAX
-from repro.runner import CHAPTERS
 
 settings.register_profile("repro-fuzz", derandomize=True, database=None, deadline=None, max_examples=300,
                           suppress_health_check=list(HealthCheck), print_blob=False)

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
+from repro.chapters import CHAPTERS
 from repro.params import ConfigError, Params, param
-from repro.runner import CHAPTERS
 
 
 @dataclasses.dataclass(frozen=True)

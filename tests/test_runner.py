@@ -9,8 +9,9 @@ import jupytext
 import nbformat
 import pytest
 
+from repro.chapters import CHAPTERS, get_chapter
 from repro.cli import main
-from repro.runner import CHAPTERS, get_chapter, run_chapter
+from repro.runner import run_chapter
 
 
 def parameters_cell(chapter):

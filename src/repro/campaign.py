@@ -592,7 +592,7 @@ def run_campaign(budget_s: float, out: Path | None, preset: str = "paper", chapt
         raise ValueError(f"The budget must be a positive number of seconds, got {budget_s}.")
     if workers is not None and workers < 1:
         raise ValueError(f"The number of workers must be at least 1, got {workers}.")
-    from repro.runner import CHAPTERS
+    from repro.chapters import CHAPTERS
 
     chapters = chapters or list(CHAPTERS)
     margin = margin_s if margin_s is not None else min(30.0, 0.05 * budget_s)

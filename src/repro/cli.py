@@ -17,7 +17,7 @@ from repro.params import PRESET_NAMES, ConfigError, bounds_text, out_of_bounds, 
 
 
 def _list() -> int:
-    from repro.runner import CHAPTERS
+    from repro.chapters import CHAPTERS
 
     for chapter in CHAPTERS.values():
         print(f"{chapter.name}: {chapter.title}\n  source: {chapter.source}")
@@ -229,7 +229,7 @@ def returned_folder(option: str, text: str) -> str:
 
 
 def _chapters() -> list[str]:
-    from repro.runner import CHAPTERS
+    from repro.chapters import CHAPTERS
 
     return list(CHAPTERS)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from repro.chapters import CHAPTERS, Chapter, get_chapter, resolve  # noqa: F401  (the runner's names)
+from repro.chapters import CHAPTERS, Chapter, get_chapter, resolve
 from repro.params import ConfigError, Params
 from repro.store import config_key, project_root
 
