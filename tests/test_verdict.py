@@ -82,7 +82,7 @@ def test_scoreboard_says_not_run_without_a_paper_record(tmp_path):
     (tmp_path / "verdicts").mkdir()
     (tmp_path / "verdicts" / "ch.json").write_text(json.dumps(board([verdict()])))
     text = scoreboard.markdown(scoreboard.collect(tmp_path / "verdicts", {"ch": "Chapter"}))
-    assert text.splitlines()[-1].endswith("| not run |")
+    assert text.splitlines()[-2].endswith("| not run |") and text.splitlines()[-1] == ":::"
 
 
 def test_changes_name_new_gone_and_changed_verdicts():

@@ -44,7 +44,8 @@ def _paper_cell(v: dict[str, Any], paper: dict[str, Any] | None) -> str:
     done_total = paper["sections"].get(v.get("section", ""))
     if done_total is None:
         return "–"
-    return f"{done_total[0]} of {done_total[1]} units recorded"
+    done, total = done_total
+    return f"{done} of {total} unit{'' if total == 1 else 's'} recorded"
 
 
 def _cell(text: str) -> str:
@@ -52,14 +53,15 @@ def _cell(text: str) -> str:
 
 
 def markdown(board: dict[str, Any]) -> str:
-    """The front page's table: one row per claim, grouped by chapter in book order."""
-    rows = ["| chapter | claim | paper | ours, book scale | ours, paper scale |", "|---|---|---|---|---|"]
+    """The front page's table: one row per claim (the paper's number under it), grouped by chapter in book order,
+    in a box of class `scoreboard` (custom.css sets it small enough to fit the text column)."""
+    rows = ["| chapter | claim, and the paper's number | ours, book scale | ours, paper scale |", "|---|---|---|---|"]
     for name, ch in board["chapters"].items():
         link = f"[{ch['title'].split(':')[0]}](executed/{name})"
         if not ch["book"]:
-            rows.append(f"| {link} | (this chapter did not run) | | | |")
+            rows.append(f"| {link} | (this chapter did not run) | | |")
         for i, v in enumerate(ch["book"]):
-            rows.append(f"| {link if i == 0 else ''} | {_cell(v['claim'])} | {_cell(v['paper']) or '–'} | "
+            rows.append(f"| {link if i == 0 else ''} | {_cell(v['claim'])}. *Paper: {_cell(v['paper']) or '–'}* | "
                         f"{status_badge(v['status'])} {_cell(v['ours'])} | {_cell(_paper_cell(v, ch['paper']))} |")
     counts: dict[str, int] = {}
     for ch in board["chapters"].values():
@@ -69,7 +71,8 @@ def markdown(board: dict[str, Any]) -> str:
     head = (f"{total} claims at book scale: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ". "
             if total else "")
     return (head + "Each row links to its chapter, where the verdict's test, thresholds and regime are given. "
-            "The paper-scale column is filled from units recorded on a GPU.\n\n" + "\n".join(rows) + "\n")
+            "The paper-scale column is filled from units recorded on a GPU.\n\n:::{container} scoreboard\n"
+            + "\n".join(rows) + "\n:::\n")
 
 
 def _jsonable(obj: Any) -> Any:
