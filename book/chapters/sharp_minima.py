@@ -18,14 +18,13 @@
 # small batch (SB, 256), which finds *flat* ones. Sharpness is their Metric 2.1, the largest relative increase of
 # the loss in a small box around the minimiser,
 #
-# $$\phi_{x,f}(\epsilon, A) = 100\cdot\frac{\max_{y\in\mathcal C_\epsilon} f(x+Ay) - f(x)}{1+f(x)},\qquad
-# \mathcal C_\epsilon=\{y: |y_i|\le\epsilon(|(A^+x)_i|+1)\},$$
+# $$\phi_{x,f}(\epsilon, A) = 100\cdot\frac{\max_{y\in\mathcal C_\epsilon} f(x+Ay) - f(x)}{1+f(x)},$$
 #
-# with $A=I$ (the full space) or a random $n\times p$ matrix, $p=100$, the maximum taken inexactly by 10
-# iterations of L-BFGS-B. Sources: the paper's tables as the course report quotes them (section 2.2); the
-# official code `keskarnitish/large-batch-training` (networks, Adam, SB 256 / LB 5000, the parametric plot; its
-# sharpness code was never released, issue #9); all collected in `refs/papers.md` section 2, where the paper's
-# numbers are marked UNVERIFIED against the PDF.
+# over the box $\mathcal C_\epsilon=\{y: |y_i|\le\epsilon(|(A^+x)_i|+1)\}$, with $A=I$ (the full space) or a random
+# $n\times p$ matrix, $p=100$, the maximum taken inexactly by 10 iterations of L-BFGS-B. Sources: the paper's tables
+# as the course report quotes them (section 2.2); the official code `keskarnitish/large-batch-training` (networks,
+# Adam, SB 256 / LB 5000, the parametric plot; its sharpness code was never released, issue #9); all collected in
+# `refs/papers.md` section 2, where the paper's numbers are marked UNVERIFIED against the PDF.
 
 # %% tags=["parameters"]
 preset = "book"  # which preset the values below came from (set by `python -m repro run --preset`)
