@@ -89,6 +89,9 @@ params = catapult.Params.from_namespace(globals())
 result = catapult.run(params)
 show_parameters(params, preset)
 
+# %% [markdown]
+# ## Verdicts
+
 # %% tags=["hide-input"]
 show_verdicts("catapult", catapult.verdicts.verdicts(result))
 

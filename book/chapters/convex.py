@@ -70,6 +70,9 @@ params = convex.Params.from_namespace(globals())
 result = convex.run(params)
 show_parameters(params, preset)
 
+# %% [markdown]
+# ## Verdicts
+
 # %%
 show_verdicts("convex", verdicts.verdicts(result))
 

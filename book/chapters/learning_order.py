@@ -101,6 +101,9 @@ params = learning_order.Params.from_namespace(globals())
 result = learning_order.run(params)  # the theory setting (main runs, search, ablations), then CIFAR-10
 show_parameters(params, preset)
 
+# %% [markdown]
+# ## Verdicts
+
 # %% tags=["hide-input"]
 show_verdicts("learning_order", verdicts.verdicts(result))
 

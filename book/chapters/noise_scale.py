@@ -58,6 +58,9 @@ params = noise_scale.Params.from_namespace(globals())
 result = noise_scale.run(params)
 show_parameters(params, preset)
 
+# %% [markdown]
+# ## Verdicts
+
 # %%
 show_verdicts("noise_scale", verdicts.verdicts(result))
 
