@@ -130,17 +130,17 @@ class ChapterFailed(RuntimeError):
 
 
 def _dead_cell(path: str) -> str:
-    """'cell N' for the code cell that had started but never finished when the kernel died (N counts code cells,
-    as the kernel's execution count does)."""
+    """'cell N' for the code cell that was running when the kernel died: the last one papermill started, since it
+    stops at the first failure (N counts code cells, as the kernel's execution count does). Whether that cell has an
+    execution count depends on whether the kernel announced it before it died, so it is not looked at."""
     import nbformat
 
     try:
         cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     except (OSError, ValueError):
         return "a cell"
-    started = [i for i, c in enumerate(cells, 1)
-               if c.metadata.get("papermill", {}).get("start_time") and c.get("execution_count") is None]
-    return f"cell {started[0]}" if started else "a cell"
+    started = [i for i, c in enumerate(cells, 1) if c.metadata.get("papermill", {}).get("start_time")]
+    return f"cell {started[-1]}" if started else "a cell"
 
 
 def run_chapter(name: str, preset: str = "book", overrides: dict[str, Any] | None = None,
